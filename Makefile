@@ -1,0 +1,112 @@
+# Build, test and install the headers. `make test` is what CI runs (see .ci/run).
+#   make test           every unit, contract and corpus-replay test; one closing "N passed, N failed"
+#   make sanitize       the same under AddressSanitizer + UndefinedBehaviorSanitizer, and the
+#                       concurrency tests under ThreadSanitizer
+#   make check-headers  the compile matrix and link tests of every header (tests/structure)
+#   make fuzz           a short libFuzzer run of every target (FUZZ_SECONDS each, default 20)
+#   make bench          the benchmarks, each printed beside its baseline measured in the same run
+#   make demo           builds and runs the demonstration program
+#   make install        headers and a pkg-config file under PREFIX (default /usr/local)
+
+CC      ?= cc
+CLANG   ?= clang
+PREFIX  ?= /usr/local
+BUILD   ?= build
+WARN    := -Wall -Wextra -Wpedantic -Werror
+CSTD    := -std=c99
+OPT     ?= -O1 -g
+LIBS    := -pthread -lm
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 20
+
+HEADERS := $(wildcard *.h backends/*.h tests/contract/*.h examples/plugins/*.h) tests/test.h
+UNIT_SRC     := $(wildcard tests/unit/test_*.c)
+CONTRACT_SRC := $(wildcard tests/contract/test_*.c)
+THREAD_SRC   := $(wildcard tests/unit/test_*threads*.c)
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC    := $(wildcard bench/bench_*.c)
+
+TEST_BINS   := $(patsubst tests/%.c,$(BUILD)/test/%,$(UNIT_SRC) $(CONTRACT_SRC))
+ASAN_BINS   := $(patsubst tests/%.c,$(BUILD)/asan/%,$(UNIT_SRC) $(CONTRACT_SRC))
+TSAN_BINS   := $(patsubst tests/%.c,$(BUILD)/tsan/%,$(THREAD_SRC))
+REPLAY_BINS := $(patsubst %,$(BUILD)/replay/%,$(FUZZ_TARGETS))
+ASAN_REPLAY := $(patsubst %,$(BUILD)/asan/replay/%,$(FUZZ_TARGETS))
+FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
+BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+# "prog --next prog2 --next ..." for tests/run.sh; each replay gets its corpus directory.
+run_list = $(foreach t,$(1),$(t) --next) \
+           $(foreach r,$(2),$(r) tests/fuzz/corpus/$(notdir $(r)) --next)
+
+.PHONY: all test sanitize check-headers fuzz bench demo install uninstall clean
+all: $(TEST_BINS)
+
+test: $(TEST_BINS) $(REPLAY_BINS)
+	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh
+
+sanitize: $(ASAN_BINS) $(ASAN_REPLAY) $(TSAN_BINS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	 tests/run.sh $(call run_list,$(ASAN_BINS) $(TSAN_BINS),$(ASAN_REPLAY))
+
+check-headers:
+	@tests/structure/check_headers.sh
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(BUILD)/fuzz/work-$$t; mkdir -p $(BUILD)/fuzz/work-$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/work-$$t tests/fuzz/corpus/$$t 2>&1 | \
+	    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|SUMMARY)' ; \
+	done
+
+bench: $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+
+demo: $(BUILD)/examples/plugin_demo
+	@$(BUILD)/examples/plugin_demo
+
+install:
+	install -d $(DESTDIR)$(PREFIX)/include/plugin-persistence $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 plugin_registry.h $(DESTDIR)$(PREFIX)/include/plugin-persistence/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define PLG_VERSION_STRING "\(.*\)"/\1/p' plugin_registry.h)|' \
+	  plugin-persistence.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/plugin-persistence.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/plugin-persistence $(DESTDIR)$(PREFIX)/lib/pkgconfig/plugin-persistence.pc
+
+clean:
+	rm -rf $(BUILD)
+
+$(BUILD)/test/%: tests/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) -I. $< -o $@ $(LIBS)
+
+$(BUILD)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) $(SAN) -I. $< tests/fuzz/replay_main.c -o $@ $(LIBS)
+
+$(BUILD)/asan/%: tests/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) $(SAN) -I. $< -o $@ $(LIBS)
+
+$(BUILD)/tsan/%: tests/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CSTD) $(WARN) -O1 -g -fsanitize=thread -I. $< -o $@ $(LIBS)
+
+$(BUILD)/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) -I. $< tests/fuzz/replay_main.c -o $@ $(LIBS)
+
+$(BUILD)/fuzz/%: tests/fuzz/fuzz_%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -I. $< -o $@ $(LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 -DNDEBUG -I. $< -o $@ $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) -I. $< -o $@ $(LIBS)

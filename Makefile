@@ -53,12 +53,16 @@ check-headers:
 	@tests/structure/check_headers.sh
 
 fuzz: $(FUZZ_BINS)
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@for t in $(FUZZ_TARGETS); do \
 	  rm -rf $(BUILD)/fuzz/work-$$t; mkdir -p $(BUILD)/fuzz/work-$$t; \
-	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
-	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    $(BUILD)/fuzz/work-$$t tests/fuzz/corpus/$$t 2>&1 | \
-	    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|SUMMARY)' ; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s (new inputs go to $(BUILD)/fuzz/work-$$t)"; \
+	  if $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	      -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/work-$$t tests/fuzz/corpus/$$t \
+	      >$(BUILD)/fuzz/$$t.log 2>&1; then \
+	    grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz/$$t.log; \
+	  else \
+	    tail -n 40 $(BUILD)/fuzz/$$t.log; echo "fuzz $$t FAILED: see $(BUILD)/fuzz/$$t.log"; exit 1; \
+	  fi; \
 	done
 
 bench: $(BENCH_BINS)

@@ -196,6 +196,14 @@
 #define PLG_PRINTF(fmt, first)
 #endif
 
+/* In C++ every public enum has the fixed underlying type int, so any int (a code from a newer
+   plugin, say) is a valid value rather than undefined behaviour, and the size matches C's. */
+#ifdef __cplusplus
+#define PLG_ENUM_BASE : int
+#else
+#define PLG_ENUM_BASE
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -234,7 +242,7 @@ extern "C" {
     X(PLG_ERR_LIMIT, 25, "registry limit reached")                                                 \
     X(PLG_ERR_INTERNAL, 26, "internal error")
 
-typedef enum plg_result {
+typedef enum plg_result PLG_ENUM_BASE {
 #define PLG_RESULT_ENUM_(name, value, text) name = value,
     PLG_RESULT_LIST(PLG_RESULT_ENUM_)
 #undef PLG_RESULT_ENUM_
@@ -251,7 +259,7 @@ PLG_API const char *plg_version(void);
    Registry setup
    ------------------------------------------------------------------------------------------- */
 
-typedef enum plg_log_level {
+typedef enum plg_log_level PLG_ENUM_BASE {
     PLG_LOG_ERROR = 0,
     PLG_LOG_WARN = 1,
     PLG_LOG_INFO = 2,
@@ -349,7 +357,7 @@ PLG_API plg_result plg_range_satisfies_text(const char *range, const char *versi
    Configuration schemas and values
    ------------------------------------------------------------------------------------------- */
 
-typedef enum plg_config_type {
+typedef enum plg_config_type PLG_ENUM_BASE {
     PLG_CONFIG_STRING = 1,
     PLG_CONFIG_INTEGER = 2,
     PLG_CONFIG_BOOLEAN = 3,
@@ -439,7 +447,7 @@ PLG_API size_t plg_config_format(const plg_config *config, char *buf, size_t siz
    Plugin descriptors
    ------------------------------------------------------------------------------------------- */
 
-typedef enum plg_state {
+typedef enum plg_state PLG_ENUM_BASE {
     PLG_STATE_REGISTERED = 1,
     PLG_STATE_INITIALIZED = 2,
     PLG_STATE_STARTED = 3,
@@ -448,7 +456,7 @@ typedef enum plg_state {
     PLG_STATE_FAILED = 6
 } plg_state;
 
-typedef enum plg_health_status {
+typedef enum plg_health_status PLG_ENUM_BASE {
     PLG_HEALTH_OK = 0,
     PLG_HEALTH_DEGRADED = 1,
     PLG_HEALTH_UNHEALTHY = 2
@@ -520,8 +528,10 @@ typedef struct plg_interface_spec {
     void *user;
 } plg_interface_spec;
 
-/* Registers an interface the host understands. Plugins providing an undeclared id are accepted
-   unchecked. A second declaration of the same id is PLG_ERR_DUPLICATE. */
+/* Registers an interface the host understands; the registry copies the spec and its
+   struct_sizes. Plugins providing an undeclared id are accepted unchecked. Declaring the same id
+   again with an identical spec succeeds (so each of several backends may declare it); with a
+   different spec it is PLG_ERR_DUPLICATE. */
 PLG_API plg_result plg_declare_interface(plg_registry *reg, const plg_interface_spec *spec);
 
 /* ---------------------------------------------------------------------------------------------
@@ -4285,6 +4295,9 @@ PLGI_DEF size_t plg_config_format(const plg_config *config, char *buf, size_t si
             plgi_format_double(e->number, num, sizeof num);
             plgi_out_str(&o, num);
             break;
+        default: /* not a type: plg_schema_check rejects it */
+            plgi_out_str(&o, "null");
+            break;
         }
     }
     plgi_out_put(&o, "}", 1);
@@ -4861,10 +4874,20 @@ PLGI_DEF plg_result plg_declare_interface(plg_registry *reg, const plg_interface
     f->spec.id = (const char *)(sizes + versions);
     memcpy((char *)(sizes + versions), spec->id, id_len);
     pthread_mutex_lock(&reg->lock);
-    if (plgi_iface_find(reg, spec->id) != NULL) {
-        pthread_mutex_unlock(&reg->lock);
-        plgi_free(reg, f, bytes);
-        return plgi_fail(reg, PLG_ERR_DUPLICATE, "interface %s is already declared", spec->id);
+    {
+        const plgi_iface *old = plgi_iface_find(reg, spec->id);
+        if (old != NULL) {
+            int same = old->spec.min_abi_version == spec->min_abi_version &&
+                       old->spec.max_abi_version == spec->max_abi_version &&
+                       old->spec.validate == spec->validate && old->spec.user == spec->user &&
+                       memcmp(old->spec.struct_sizes, sizes, versions * sizeof(uint32_t)) == 0;
+            pthread_mutex_unlock(&reg->lock);
+            plgi_free(reg, f, bytes);
+            if (same)
+                return PLG_OK;
+            return plgi_fail(reg, PLG_ERR_DUPLICATE,
+                             "interface %s is already declared with a different spec", spec->id);
+        }
     }
     f->next = reg->ifaces;
     PLGI_STORE(reg->ifaces, f);

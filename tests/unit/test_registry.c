@@ -528,7 +528,10 @@ static void declare_math(plg_registry *reg)
     spec.struct_sizes = sizes;
     spec.validate = math_validate;
     CHECK_INT(plg_declare_interface(reg, &spec), PLG_OK);
+    CHECK_INT(plg_declare_interface(reg, &spec), PLG_OK); /* identical: idempotent */
+    spec.max_abi_version = 1;
     CHECK_INT(plg_declare_interface(reg, &spec), PLG_ERR_DUPLICATE);
+    CHECK_CONTAINS(plg_errmsg(reg), "interface math is already declared with a different spec");
 }
 
 TEST(interfaces_are_checked_at_registration)

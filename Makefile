@@ -1,7 +1,8 @@
 # Build, test and install the headers. `make test` is what CI runs (see .ci/run).
 #   make test           every unit, contract and corpus-replay test; one closing "N passed, N failed"
 #   make sanitize       the same under AddressSanitizer + UndefinedBehaviorSanitizer, and the
-#                       concurrency tests under ThreadSanitizer
+#                       concurrency tests (every test program that starts threads) under
+#                       ThreadSanitizer
 #   make check-headers  the compile matrix and link tests of every header (tests/structure)
 #   make fuzz           a short libFuzzer run of every target (FUZZ_SECONDS each, default 20)
 #   make bench          the benchmarks, each printed beside its baseline measured in the same run
@@ -22,7 +23,8 @@ FUZZ_SECONDS ?= 20
 HEADERS := $(wildcard *.h backends/*.h tests/contract/*.h examples/plugins/*.h) tests/test.h
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 CONTRACT_SRC := $(wildcard tests/contract/test_*.c)
-THREAD_SRC   := $(wildcard tests/unit/test_*threads*.c)
+# The concurrency tests: every test program that starts threads runs under TSan too.
+THREAD_SRC   := $(shell grep -l pthread_create $(UNIT_SRC) $(CONTRACT_SRC) /dev/null)
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 BENCH_SRC    := $(wildcard bench/bench_*.c)
 

@@ -71,6 +71,10 @@ COUNTER_API uint64_t counter_value(const plg_plugin *counter);
 #if defined(COUNTER_IMPLEMENTATION) && !defined(COUNTER_IMPLEMENTED)
 #define COUNTER_IMPLEMENTED
 
+/* Included again so that implementation macros defined only before a later include of this
+   header still compile the implementations this one depends on. */
+#include "../../plugin_registry.h"
+
 #if defined(COUNTER_STATIC)
 #define COUNTERI_DEF static
 #else

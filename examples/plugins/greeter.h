@@ -105,6 +105,10 @@ GREETER_API plg_result greeter_declare_interface(plg_registry *reg);
 #if defined(GREETER_IMPLEMENTATION) && !defined(GREETER_IMPLEMENTED)
 #define GREETER_IMPLEMENTED
 
+/* Included again so that implementation macros defined only before a later include of this
+   header still compile the implementations this one depends on. */
+#include "../../plugin_registry.h"
+
 #include <stdio.h>
 #include <string.h>
 

@@ -279,6 +279,10 @@ plg_contract_find_result(const plg_contract_report *report, const char *id);
 #if defined(PLUGIN_CONTRACT_IMPLEMENTATION) && !defined(PLUGIN_CONTRACT_IMPLEMENTED)
 #define PLUGIN_CONTRACT_IMPLEMENTED
 
+/* Included again so that implementation macros defined only before a later include of this
+   header still compile the implementations this one depends on. */
+#include "../../plugin_registry.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>

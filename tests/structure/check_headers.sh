@@ -22,6 +22,11 @@ WARN="-Wall -Wextra -Wpedantic -Werror"
 # | one public function to call from the link test
 HEADERS=(
   "plugin_registry.h|PLUGIN_REGISTRY_IMPLEMENTATION|plg_|plg_version"
+  "persistence.h|PERSISTENCE_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|pers_ plg_|pers_version"
+  "backends/memory.h|PERSISTENCE_MEMORY_IMPLEMENTATION PERSISTENCE_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|pers_ plg_|pers_memory_register"
+  "tests/contract/plugin_contract.h|PLUGIN_CONTRACT_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|plg_|plg_contract_run"
+  "examples/plugins/greeter.h|GREETER_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|greeter_ plg_|greeter_register"
+  "examples/plugins/counter.h|COUNTER_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|counter_ plg_|counter_register"
 )
 
 COMPILERS=(
@@ -48,11 +53,12 @@ for entry in "${HEADERS[@]}"; do
 
   printf '#include "%s"\n#include "%s"\nint main(void) { return 0; }\n' "$header" "$header" >"$tmp/$tag-decl.c"
   { printf '#include "%s"\n' "$header"; defines_for "$macros"
-    printf '#include "%s"\n#include "%s"\n' "$header" "$header"; } >"$tmp/$tag-impl.c"
+    printf '#include "%s"\n#include "%s"\nint main(void) { (void)&%s; return 0; }\n' \
+      "$header" "$header" "$fn"; } >"$tmp/$tag-impl.c"
   for cc in "${COMPILERS[@]}"; do
     label=$(echo "$cc" | cut -d' ' -f1-2)
     check "$header declarations, included twice ($label)" $cc $WARN -I"$root" -c "$tmp/$tag-decl.c" -o "$tmp/o"
-    check "$header implementation, before and after the macro ($label)" $cc $WARN -I"$root" -c "$tmp/$tag-impl.c" -o "$tmp/o"
+    check "$header implementation, before and after the macro, links ($label)" $cc $WARN -I"$root" "$tmp/$tag-impl.c" -o "$tmp/impl-prog" -pthread -lm
   done
 
   # Link: two user TUs, one implementation TU.

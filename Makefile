@@ -44,7 +44,7 @@ run_list = $(foreach t,$(1),$(t) --next) \
 all: $(TEST_BINS)
 
 test: $(TEST_BINS) $(REPLAY_BINS)
-	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh --next tests/structure/static_archive.sh
+	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh --next tests/structure/static_archive.sh --next tests/structure/install.sh
 
 sanitize: $(ASAN_BINS) $(ASAN_REPLAY) $(TSAN_BINS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -73,9 +73,12 @@ bench: $(BENCH_BINS)
 demo: $(BUILD)/examples/plugin_demo
 	@$(BUILD)/examples/plugin_demo
 
+# Headers keep their relative layout (they include each other by relative path).
+PUBLIC_HEADERS = $(wildcard *.h backends/*.h tests/contract/*_contract.h)
 install:
 	install -d $(DESTDIR)$(PREFIX)/include/plugin-persistence $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 plugin_registry.h $(DESTDIR)$(PREFIX)/include/plugin-persistence/
+	for h in $(PUBLIC_HEADERS); do \
+	  install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/plugin-persistence/$$h || exit 1; done
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define PLG_VERSION_STRING "\(.*\)"/\1/p' plugin_registry.h)|' \
 	  plugin-persistence.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/plugin-persistence.pc
 

@@ -107,7 +107,7 @@
        with a retry delay (to ready without one). A dead task goes back to ready only through
        requeue_dead. completed and failed are final.
    S2  Due time. enqueue makes a task due at run_at_ms, or at now + delay_ms; nack at now + the
-       retry delay. A task whose due time is <= now is ready: every operation sees it ready from
+       retry delay; abandon, lease expiry and requeue_dead at that instant (due_ms records it). A task whose due time is <= now is ready: every operation sees it ready from
        that instant on, whether or not anything has "promoted" it yet (backends may promote
        lazily; no caller can tell the difference).
    S3  Order. claim walks its queues in the order given and takes, within a queue, the ready task
@@ -115,7 +115,7 @@
        -32768..32767; default 0), and among equal priorities the one ENQUEUED FIRST. A task keeps
        its enqueue position for life: after a retry, an expiry or a requeue it goes back to its
        original place, ahead of tasks enqueued after it. claim fills up to max_tasks from the
-       first queue, then the next, and so on.
+       first queue, then the next, and so on; the tasks array is in that order.
    S4  Leases. Each task a claim returns carries a new lease token from a per-store counter that
        only increases (the first token is 1; 0 is never a token). The lease lasts lease_ms from
        the claim; extend_lease sets it to now + lease_ms. A lease is live while now < expiry.
@@ -133,6 +133,7 @@
        given back: a claim adds 1, abandon subtracts 1 (giving a task back is not a failure).
        A failure is a nack or a lease expiry. At a failure, a task whose attempts have reached
        max_attempts becomes dead, keeping the failure's reason; otherwise it is retried (S1).
+       A failure's reason replaces last_error (a nack without a reason clears it).
        complete with an error (failed = 1) is a final failure whatever the attempts. requeue_dead
        sets attempts back to 0. max_attempts is 1..PERS_ATTEMPTS_MAX; 0 in an enqueue request
        means the store's default (pers_store_desc.default_max_attempts, default 5).
@@ -153,7 +154,8 @@
        characters of [A-Za-z0-9_.:-]. No name can contain '|', '{', '}', '/', '#', spaces,
        quotes or control bytes, and tenant/queue/worker names no ':', so a backend may join
        names with any of those as separators, or inside a Redis hash tag, and no two (tenant,
-       queue) pairs can collide. Callback addresses: 1..PERS_ADDRESS_MAX (512) printable ASCII
+       queue) pairs can collide. Names and keys are case-sensitive and compared bytewise ("A" and
+       "a" are two tenants). Callback addresses: 1..PERS_ADDRESS_MAX (512) printable ASCII
        characters without spaces. Reasons: 0..PERS_REASON_MAX (1024) bytes of text.
    S11 Payloads and results are binary (NUL bytes allowed): a pointer and a length, 0 up to the
        store's max_payload_bytes inclusive (default 1 MiB = 1048576; the smaller of the store's
@@ -182,6 +184,10 @@
    S18 claim with nothing ready returns PERS_OK with count 0 and next_due_ms = the earliest due
        time of the scheduled tasks in its queues, or PERS_NO_TIME (-1) if there are none. When
        it returns tasks, next_due_ms is PERS_NO_TIME.
+   S19 Batches. enqueue_batch takes 1..PERS_BATCH_MAX requests that all name the SAME tenant and
+       queue (otherwise PERS_ERR_INVALID_ARGUMENT; one queue is what every backend can change
+       atomically, a Redis hash slot included). It is all or nothing: on any failure no request
+       is applied, no idempotency key is recorded and the results are left empty.
 
    OWNERSHIP
    =========
@@ -561,7 +567,8 @@ typedef struct pers_subscription_list {
    capabilities       what the backend offers (the store asks once, at open)
    health             PERS_OK when it can serve requests, else a code and a message
    enqueue            S2, S8, S9; res receives the id and the duplicate flag
-   enqueue_batch      count requests, all applied or none; res[i] for request i
+   enqueue_batch      S19: count requests of one (tenant, queue), all applied or none; res[i]
+                      for request i
    claim              S3, S4, S6, S18: up to req->max_tasks tasks into tasks[], res->count
    extend_lease       S5; *expires_ms receives the new expiry
    abandon            S5, S6: back to ready, the attempt is given back
@@ -2118,12 +2125,19 @@ PERSI_DEF pers_result pers_enqueue_batch(pers_store *store, const pers_enqueue_r
     for (i = 0; rc == PERS_OK && i < count; i++) {
         persi_format(op, sizeof op, "enqueue_batch: request %lu", (unsigned long)i);
         rc = persi_check_enqueue(store, op, &reqs[i], &r[i], ids + i * (PERS_GENERATED_ID_LEN + 1));
+        if (rc == PERS_OK && i > 0 &&
+            (strcmp(r[i].tenant, r[0].tenant) != 0 || strcmp(r[i].queue, r[0].queue) != 0))
+            rc = persi_bad(store, op, "names %s/%s but request 0 names %s/%s; a batch is for one "
+                           "tenant and queue (S19)", r[i].tenant, r[i].queue, r[0].tenant,
+                           r[0].queue);
     }
     if (rc == PERS_OK) {
         memset(out, 0, count * sizeof *out);
         persi_detail_init(&d);
         rc = persi_backend_done(store, "enqueue_batch",
                                 store->vt.enqueue_batch(store->backend, r, count, out, &d), &d);
+        if (rc != PERS_OK && res != NULL) /* S19: a failed batch leaves the results empty */
+            memset(res, 0, count * sizeof *res);
     }
     if (r != NULL)
         pers_free(&store->desc.allocator, r, count * sizeof *r);

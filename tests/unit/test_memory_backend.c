@@ -1439,7 +1439,7 @@ TEST(threads_claim_every_task_exactly_once)
     for (i = 0; i < THREAD_TASKS; i++) {
         int k = i % 100;
         snprintf(payloads[k], sizeof payloads[k], "%d", i);
-        reqs[k] = make_req("acme", i % 3 ? "q1" : "q2", payloads[k]);
+        reqs[k] = make_req("acme", (i / 100) % 3 ? "q1" : "q2", payloads[k]); /* S19 */
         if (k == 99)
             CHECK_INT(pers_enqueue_batch(s, reqs, 100, NULL), PERS_OK);
     }

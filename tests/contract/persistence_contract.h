@@ -2,7 +2,7 @@
    header.
 
    The conformance suite every storage backend of persistence.h must pass: one call runs every
-   case against a factory of fresh stores and checks the semantics S1..S18 written down in
+   case against a factory of fresh stores and checks the semantics S1..S19 written down in
    persistence.h, each case citing the rule it checks (e.g. "S5d"). Only what the contract
    specifies is asserted.
 

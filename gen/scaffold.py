@@ -413,9 +413,15 @@ def library_headers(library):
     return out
 
 
+# The providers the library ships (backends/NAME.h), reserved even where a user copied only some
+# of the headers: a second provider of one of these names could not be registered beside it.
+BUILTIN_PROVIDERS = ("memory", "sqlite", "redis")
+
+
 def library_providers(library):
-    """Names of the library's own persistence providers: backends/NAME.h not made by us."""
-    names = []
+    """Names of the library's own persistence providers: the built-in ones, and any
+    backends/NAME.h in the library that was not made by this generator."""
+    names = list(BUILTIN_PROVIDERS)
     d = os.path.join(library, "backends")
     if os.path.isdir(d):
         for n in sorted(os.listdir(d)):
@@ -427,7 +433,8 @@ def library_providers(library):
                         continue
             except OSError:
                 continue
-            names.append(n[:-2])
+            if n[:-2] not in names:
+                names.append(n[:-2])
     return names
 
 

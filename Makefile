@@ -8,6 +8,7 @@
 #   make bench          the benchmarks, each printed beside its baseline measured in the same run
 #   make demo           builds and runs the demonstration program
 #   make install        headers and a pkg-config file under PREFIX (default /usr/local)
+#   make abi-update     record the public structs' layout after a deliberate ABI append
 
 CC      ?= cc
 CLANG   ?= clang
@@ -40,11 +41,11 @@ BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 run_list = $(foreach t,$(1),$(t) --next) \
            $(foreach r,$(2),$(r) tests/fuzz/corpus/$(notdir $(r)) --next)
 
-.PHONY: all test sanitize check-headers fuzz bench demo install uninstall clean
+.PHONY: all test sanitize check-headers fuzz bench demo install uninstall clean abi-update
 all: $(TEST_BINS)
 
 test: $(TEST_BINS) $(REPLAY_BINS)
-	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh --next tests/structure/static_archive.sh --next tests/structure/install.sh --next tests/structure/examples.sh \
+	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh --next tests/structure/static_archive.sh --next tests/structure/install.sh --next tests/structure/examples.sh --next python3 tests/structure/abi_layout.py \
 	  --next python3 tests/gen/test_scaffold.py --next tests/gen/render_and_build.sh
 
 sanitize: $(ASAN_BINS) $(ASAN_REPLAY) $(TSAN_BINS)
@@ -54,6 +55,10 @@ sanitize: $(ASAN_BINS) $(ASAN_REPLAY) $(TSAN_BINS)
 
 check-headers:
 	@tests/structure/check_headers.sh
+
+# After a deliberate, version-bumped append to a public struct: record the new layout.
+abi-update:
+	@python3 tests/structure/abi_layout.py --update
 
 fuzz: $(FUZZ_BINS)
 	@for t in $(FUZZ_TARGETS); do \

@@ -24,13 +24,14 @@ FUZZ_SECONDS ?= 20
 HEADERS := $(wildcard *.h backends/*.h tests/contract/*.h examples/plugins/*.h) tests/test.h
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 CONTRACT_SRC := $(wildcard tests/contract/test_*.c)
+DYNAMIC_SRC  := $(wildcard tests/dynamic/test_*.c)
 # The concurrency tests: every test program that starts threads runs under TSan too.
-THREAD_SRC   := $(shell grep -l pthread_create $(UNIT_SRC) $(CONTRACT_SRC) /dev/null)
+THREAD_SRC   := $(shell grep -l pthread_create $(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC) /dev/null)
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 BENCH_SRC    := $(wildcard bench/bench_*.c)
 
-TEST_BINS   := $(patsubst tests/%.c,$(BUILD)/test/%,$(UNIT_SRC) $(CONTRACT_SRC))
-ASAN_BINS   := $(patsubst tests/%.c,$(BUILD)/asan/%,$(UNIT_SRC) $(CONTRACT_SRC))
+TEST_BINS   := $(patsubst tests/%.c,$(BUILD)/test/%,$(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC))
+ASAN_BINS   := $(patsubst tests/%.c,$(BUILD)/asan/%,$(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC))
 TSAN_BINS   := $(patsubst tests/%.c,$(BUILD)/tsan/%,$(THREAD_SRC))
 REPLAY_BINS := $(patsubst %,$(BUILD)/replay/%,$(FUZZ_TARGETS))
 ASAN_REPLAY := $(patsubst %,$(BUILD)/asan/replay/%,$(FUZZ_TARGETS))
@@ -93,6 +94,11 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD)
+
+# Plugins the dynamic tests load call the registry's functions: the host exports them. The
+# tests compile those plugins themselves at run time with $$CC.
+$(BUILD)/test/dynamic/% $(BUILD)/asan/dynamic/% $(BUILD)/tsan/dynamic/%: LIBS += -rdynamic
+$(BUILD)/bench/bench_dynamic_plugins: LIBS += -rdynamic
 
 $(BUILD)/test/%: tests/%.c $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -12,7 +12,9 @@
 
    The implementation needs POSIX threads (link with -pthread). It uses pthread mutexes, once and
    thread-specific keys only, which strict -std=c99 also declares, and the __atomic builtins of
-   gcc and clang. Names: functions and types start with `plg_`, macros and enum values with `PLG_`.
+   gcc and clang. Loading plugin libraries uses dlopen, which glibc 2.34 and later has in libc;
+   older systems link with -ldl (or define PLG_NO_DLOPEN). Names: functions and types start with
+   `plg_`, macros and enum values with `PLG_`.
 
    A complete minimal program (C99; from C++, fill the descriptor's fields by assignment):
 
@@ -110,7 +112,108 @@
    and unregistration serialise on one registry mutex. Lifecycle calls on one plugin serialise on
    that plugin's mutex; calls on different plugins run in parallel. Plugin callbacks run on the
    calling thread with the plugin's mutex held: a callback may look plugins up and call their
-   vtables, but must not drive its own lifecycle.
+   vtables, but must not drive its own lifecycle. plg_acquire and plg_release never block either
+   (a lookup and atomic operations). plg_load and plg_load_dir serialise on the registry mutex
+   like registration; plg_reload serialises with other reloads and the *_all walks, and never
+   makes a caller wait.
+
+   DYNAMIC PLUGINS
+   ===============
+   A plugin library is a shared object that includes this header (declarations only) and names
+   its descriptors once with PLG_EXPORT_PLUGINS. It calls plg_* functions of the host, so the
+   host exports them: link the host with -rdynamic. Build plugins with -fvisibility=hidden (the
+   entry function stays exported) so that their own symbols never interpose on the host's.
+
+       // counter.c: cc -std=c99 -shared -fPIC -fvisibility=hidden -I. counter.c -o counter.so
+       #include "plugin_registry.h"
+       #include <stdlib.h>
+
+       typedef struct counter_vtable {
+           long (*add)(void *instance, long n);
+       } counter_vtable;
+
+       static long counter_add(void *instance, long n)
+       {
+           return *(long *)instance += n; // one caller at a time in this example
+       }
+       static plg_result counter_init(plg_plugin *self, const plg_config *config, void **instance)
+       {
+           long *total = (long *)malloc(sizeof *total);
+           (void)self;
+           if (total == NULL)
+               return PLG_ERR_NO_MEMORY;
+           *total = plg_config_integer(config, "start");
+           *instance = total;
+           return PLG_OK;
+       }
+       static void counter_shutdown(plg_plugin *self, void *instance)
+       {
+           (void)self;
+           free(instance);
+       }
+       static const counter_vtable counter_vt = {counter_add};
+       static const plg_config_key counter_schema[] = {
+           {.key = "start", .type = PLG_CONFIG_INTEGER, .default_value = "0"},
+       };
+       static const plg_descriptor counter = {
+           .abi_version = PLG_DESCRIPTOR_ABI_VERSION, .struct_size = sizeof(plg_descriptor),
+           .type = "demo", .name = "counter", .version = "1.0.0",
+           .config_schema = counter_schema, .config_key_count = 1,
+           .init = counter_init, .shutdown = counter_shutdown,
+           .provides = {"demo.counter", 1, sizeof(counter_vtable), &counter_vt},
+       };
+       PLG_EXPORT_PLUGINS(&counter);
+
+       // host.c: cc -std=c99 -I. host.c -o host -pthread -rdynamic
+       #define PLUGIN_REGISTRY_IMPLEMENTATION
+       #include "plugin_registry.h"
+       #include <stdio.h>
+
+       typedef struct counter_vtable {
+           long (*add)(void *instance, long n);
+       } counter_vtable;
+
+       int main(void)
+       {
+           plg_registry *reg = NULL;
+           plg_plugin *p = NULL;
+           plg_lease lease;
+           if (plg_registry_create(NULL, &reg) != PLG_OK)
+               return 1;
+           if (plg_load(reg, "./counter.so", NULL, &p, 1, NULL) != PLG_OK || // ABI checked
+               plg_init(reg, p, "{\"start\": 40}") != PLG_OK || plg_start(reg, p) != PLG_OK) {
+               fprintf(stderr, "%s\n", plg_errmsg(reg));
+               plg_registry_destroy(reg);
+               return 1;
+           }
+           // A caller holds the version it uses; a reload waits for it, never the other way.
+           if (plg_acquire(reg, "demo", "counter", &lease) == PLG_OK) {
+               const counter_vtable *vt = (const counter_vtable *)lease.vtable;
+               printf("%ld\n", vt->add(lease.instance, 2)); // 42
+               plg_release(&lease);
+           }
+           // After counter.so was replaced on disk: load, init, start, health-check the new
+           // build, switch, drain, stop the old one; on any failure the old one keeps serving.
+           if (plg_reload(reg, p, NULL, NULL, &p) != PLG_OK)
+               fprintf(stderr, "%s\n", plg_errmsg(reg));
+           plg_registry_destroy(reg);
+           return 0;
+       }
+
+   Loading (plg_load, plg_load_dir) checks the library's ABI block field by field (magic, layout
+   version and size, byte order, pointer, size_t, int and enum sizes, PLG_NAME_MAX, the header's
+   major version, the descriptor ABI and the sizes of every struct the descriptor points to),
+   then the descriptors as plg_register does, the host API range included; a mismatch is refused
+   with the field and both values before any plugin callback runs. The library is loaded from a
+   private copy of the file (unlinked once mapped), so the same path can be reloaded and a file
+   overwritten in place cannot corrupt running code; PLG_LOAD_IN_PLACE turns that off. Accepted
+   libraries are never unloaded (unloading is where crashes live) unless PLG_LOAD_UNLOAD_AT_DESTROY
+   asks for dlclose at plg_registry_destroy. Crash reports name the private copy
+   (plg-<pid>-...-counter.so); symbolise them against the original file, same bytes.
+
+   Hot reload (plg_reload): see its declaration for the steps and "Leases" in the
+   implementation for the memory-ordering argument. Running a plugin in a child process with
+   resource limits is plugin_isolation.h.
 
    COMPILE-TIME OPTIONS (define before the implementation include)
    ====================
@@ -120,6 +223,9 @@
    PLG_API                      decoration of every public function (default: extern)
    PLG_STATIC                   make every function static (one TU uses the library privately)
    PLG_NAME_MAX                 longest type/name/capability/key accepted (default 64)
+   PLG_NO_DLOPEN                no shared-object loading (hosts that must never load code);
+                                plg_load, plg_load_dir and plg_reload return
+                                PLG_ERR_NOT_SUPPORTED. Implied on platforms without dlopen.
 
    SEMANTIC VERSIONS
    =================
@@ -240,7 +346,11 @@ extern "C" {
     X(PLG_ERR_CONFIG_DUPLICATE_KEY, 23, "configuration key given twice")                           \
     X(PLG_ERR_INVALID_SCHEMA, 24, "malformed configuration schema")                                \
     X(PLG_ERR_LIMIT, 25, "registry limit reached")                                                 \
-    X(PLG_ERR_INTERNAL, 26, "internal error")
+    X(PLG_ERR_INTERNAL, 26, "internal error")                                                     \
+    X(PLG_ERR_LOAD, 27, "shared library could not be loaded")                                      \
+    X(PLG_ERR_NOT_SUPPORTED, 28, "not supported by this build")                                    \
+    X(PLG_ERR_TIMEOUT, 29, "timed out")                                                            \
+    X(PLG_ERR_UNHEALTHY, 30, "plugin reported itself unhealthy")
 
 typedef enum plg_result PLG_ENUM_BASE {
 #define PLG_RESULT_ENUM_(name, value, text) name = value,
@@ -564,6 +674,19 @@ PLG_API size_t plg_list_capability(plg_registry *reg, const char *type, const ch
 /* Number of plugins currently registered. */
 PLG_API size_t plg_plugin_count(plg_registry *reg);
 
+/* Writes a JSON description of every plugin registered in reg, in registration order, for
+   documentation generators (gen/scaffold.py docs) and operators: type, name, version,
+   description, state, priority, capabilities, host API range, dependencies, interface, the
+   library it was loaded from, and every configuration key with its type, required and secret
+   flags, default, bounds, allowed values and description. A secret key's default is written as
+   "<redacted>" and its allowed values as null: no secret ever appears. Format and version:
+   docs/plugin-development.md ("format_version": 1).
+   Like snprintf: returns the length it needed (excluding the NUL) and writes at most size bytes,
+   NUL-terminated when size > 0 (buf may be NULL when size is 0). NULL reg: writes "" and
+   returns 0. Lock-free like the lookups: a registration running concurrently may or may not be
+   included, so size with a first call and retry while the result does not fit. */
+PLG_API size_t plg_registry_describe_json(plg_registry *reg, char *buf, size_t size);
+
 /* Accessors; NULL/0 for a NULL plugin. The descriptor is the registry's own copy. */
 PLG_API const plg_descriptor *plg_plugin_descriptor(const plg_plugin *plugin);
 PLG_API const char *plg_plugin_type(const plg_plugin *plugin);
@@ -660,6 +783,177 @@ PLG_API const char *plg_state_name(plg_state state);
 PLG_API plg_result plg_auto_register(const plg_descriptor *desc);
 PLG_API plg_result plg_auto_register_status(char *message, size_t message_size);
 
+/* ---------------------------------------------------------------------------------------------
+   Plugin libraries (shared objects)
+   ------------------------------------------------------------------------------------------- */
+
+/* A plugin library exports one function, PLG_LIBRARY_ENTRY, that returns a plg_library_abi:
+   the build settings that change the ABI, then the descriptors. Write it with
+   PLG_EXPORT_PLUGINS. The host compares every field with its own before it registers anything,
+   so no plugin callback ever runs in a library built against an incompatible header. */
+#define PLG_LIBRARY_MAGIC 0x4C474C50u      /* the bytes "PLGL" read as a little-endian uint32 */
+#define PLG_LIBRARY_ABI_VERSION 1u         /* layout of plg_library_abi; 1: every field below */
+#define PLG_LIBRARY_BYTE_ORDER 0x01020304u /* stored natively: tells the byte order apart */
+#define PLG_LIBRARY_ENTRY plg_library_entry_v1
+#define PLG_LIBRARY_ENTRY_NAME "plg_library_entry_v1"
+#define PLG_LIBRARY_MAX_PLUGINS 256        /* most descriptors one library may export */
+
+typedef struct plg_library_abi {
+    uint32_t magic;               /* PLG_LIBRARY_MAGIC */
+    uint32_t abi_version;         /* PLG_LIBRARY_ABI_VERSION */
+    uint32_t struct_size;         /* sizeof(plg_library_abi) */
+    uint32_t byte_order;          /* PLG_LIBRARY_BYTE_ORDER */
+    uint32_t pointer_size;        /* sizeof(void *) */
+    uint32_t size_t_size;         /* sizeof(size_t) */
+    uint32_t int_size;            /* sizeof(int) */
+    uint32_t enum_size;           /* sizeof(plg_result): every public enum has this size */
+    uint32_t name_max;            /* PLG_NAME_MAX */
+    uint32_t header_major;        /* PLG_VERSION_MAJOR of the plugin_registry.h it included */
+    uint32_t descriptor_abi;      /* PLG_DESCRIPTOR_ABI_VERSION */
+    uint32_t descriptor_size;     /* sizeof(plg_descriptor) */
+    uint32_t config_key_size;     /* sizeof(plg_config_key) */
+    uint32_t config_value_size;   /* sizeof(plg_config_value) */
+    uint32_t config_problem_size; /* sizeof(plg_config_problem) */
+    uint32_t dependency_size;     /* sizeof(plg_dependency) */
+    const char *header_version;   /* PLG_VERSION_STRING, quoted in messages */
+    size_t plugin_count;          /* 1..PLG_LIBRARY_MAX_PLUGINS */
+    const plg_descriptor *const *plugins;
+} plg_library_abi;
+
+typedef const plg_library_abi *(*plg_library_entry_fn)(void);
+
+#ifdef __cplusplus
+#define PLG_LIBRARY_LINKAGE extern "C"
+#else
+#define PLG_LIBRARY_LINKAGE extern
+#endif
+#if defined(__GNUC__)
+#define PLG_LIBRARY_VISIBILITY __attribute__((visibility("default")))
+#else
+#define PLG_LIBRARY_VISIBILITY
+#endif
+
+/* In one file of a plugin library, at file scope, with the addresses of its descriptors:
+       PLG_EXPORT_PLUGINS(&my_plugin, &my_other_plugin);
+   It defines the entry function (exported even under -fvisibility=hidden, unmangled in C++)
+   returning the ABI block filled in by this header as the library's compiler sees it. */
+#define PLG_EXPORT_PLUGINS(...)                                                                    \
+    static const plg_descriptor *const plg_exported_plugins_[] = {__VA_ARGS__};                   \
+    PLG_LIBRARY_LINKAGE PLG_LIBRARY_VISIBILITY const plg_library_abi *PLG_LIBRARY_ENTRY(void);    \
+    PLG_LIBRARY_LINKAGE PLG_LIBRARY_VISIBILITY const plg_library_abi *PLG_LIBRARY_ENTRY(void)     \
+    {                                                                                              \
+        static const plg_library_abi plg_exported_abi_ = {                                         \
+            PLG_LIBRARY_MAGIC, PLG_LIBRARY_ABI_VERSION, (uint32_t)sizeof(plg_library_abi),         \
+            PLG_LIBRARY_BYTE_ORDER, (uint32_t)sizeof(void *), (uint32_t)sizeof(size_t),            \
+            (uint32_t)sizeof(int), (uint32_t)sizeof(plg_result), (uint32_t)PLG_NAME_MAX,           \
+            (uint32_t)PLG_VERSION_MAJOR, PLG_DESCRIPTOR_ABI_VERSION,                               \
+            (uint32_t)sizeof(plg_descriptor), (uint32_t)sizeof(plg_config_key),                    \
+            (uint32_t)sizeof(plg_config_value), (uint32_t)sizeof(plg_config_problem),              \
+            (uint32_t)sizeof(plg_dependency), PLG_VERSION_STRING,                                  \
+            sizeof plg_exported_plugins_ / sizeof plg_exported_plugins_[0], plg_exported_plugins_}; \
+        return &plg_exported_abi_;                                                                 \
+    }                                                                                              \
+    PLG_LIBRARY_LINKAGE const plg_library_abi *PLG_LIBRARY_ENTRY(void)
+
+/* Flags of plg_load_options. */
+#define PLG_LOAD_IN_PLACE 1u          /* dlopen the path itself instead of a private copy */
+#define PLG_LOAD_UNLOAD_AT_DESTROY 2u /* dlclose the library in plg_registry_destroy */
+
+typedef struct plg_load_options {
+    unsigned flags;        /* PLG_LOAD_*; default 0: private copy, never unloaded */
+    const char *temp_dir;  /* where private copies go; default $TMPDIR, else /tmp */
+} plg_load_options;
+
+/* Loads one plugin library and registers every plugin it exports, all or none. Checks, in this
+   order and each with the field and both values in the message: the file loads (PLG_ERR_LOAD,
+   with the loader's own text), the entry function exists (PLG_ERR_LOAD), the ABI block
+   (PLG_ERR_ABI_MISMATCH: magic, abi_version, struct_size, byte_order, pointer_size, size_t_size,
+   int_size, enum_size, name_max, header_major, descriptor_abi, descriptor_size, config_key_size,
+   config_value_size, config_problem_size, dependency_size, plugin_count), then everything
+   plg_register checks, host_api_range included (PLG_ERR_HOST_API_MISMATCH). No plugin callback
+   runs: the plugins are left registered, to be initialised and started like compiled-in ones.
+   out (may be NULL) receives up to capacity handles, *count (may be NULL) how many were
+   registered. A library that is rejected is closed again (none of its callbacks ran); one that
+   was accepted stays loaded until the process ends (or the registry is destroyed, with
+   PLG_LOAD_UNLOAD_AT_DESTROY). options may be NULL. */
+PLG_API plg_result plg_load(plg_registry *reg, const char *path, const plg_load_options *options,
+                            plg_plugin **out, size_t capacity, size_t *count);
+/* Loads every regular file whose name ends in ".so" in dir, in name order. A library that fails
+   does not stop the others: the result is the first failure's code, plg_errmsg names every
+   library that failed and why, and *count (may be NULL) is the number of plugins registered. */
+PLG_API plg_result plg_load_dir(plg_registry *reg, const char *dir,
+                                const plg_load_options *options, size_t *count);
+/* The path the plugin's library was loaded from (as given to plg_load or plg_reload), NULL for a
+   plugin registered from memory. */
+PLG_API const char *plg_plugin_library(const plg_plugin *plugin);
+
+/* ---------------------------------------------------------------------------------------------
+   Leases: holding a version while calling it
+   ------------------------------------------------------------------------------------------- */
+
+/* A stable view of the version a caller is using. Between plg_acquire and plg_release, that
+   version is neither stopped nor shut down by plg_reload (which waits), so its vtable and
+   instance stay valid. */
+typedef struct plg_lease {
+    plg_plugin *plugin;    /* the version held; NULL when the lease holds nothing */
+    const void *vtable;    /* its provides.vtable (NULL when it provides none) */
+    void *instance;        /* what its init stored */
+    uint32_t abi_version;  /* its provides.abi_version */
+    uint32_t reserved;     /* 0 */
+} plg_lease;
+
+/* Finds (type, name) and pins the version that is current now, which must be started
+   (PLG_ERR_INVALID_STATE otherwise, PLG_ERR_NOT_FOUND when absent). Lock-free: a lookup and two
+   atomic operations. During a reload it returns the old version or the new one, never neither.
+   It does not protect against the host's own plg_stop/plg_shutdown of that plugin. */
+PLG_API plg_result plg_acquire(plg_registry *reg, const char *type, const char *name,
+                               plg_lease *out);
+/* Gives the version back and zeroes the lease; NULL or an empty lease is a no-op. */
+PLG_API void plg_release(plg_lease *lease);
+
+/* ---------------------------------------------------------------------------------------------
+   Hot reload
+   ------------------------------------------------------------------------------------------- */
+
+/* Moves state from the running version to the new one. Runs after the new version's init and
+   before its start, while the old one still serves calls. A code other than PLG_OK aborts the
+   reload (the old version stays). */
+typedef plg_result (*plg_handover_fn)(plg_plugin *from, void *from_instance, plg_plugin *to,
+                                      void *to_instance, void *user);
+
+typedef struct plg_reload_options {
+    const char *config_json;        /* NULL: the configuration the running version received */
+    plg_handover_fn handover;       /* NULL: no state hand-over */
+    void *handover_user;
+    uint32_t drain_timeout_ms;      /* 0: wait as long as callers hold the old version */
+    const plg_load_options *load;   /* NULL: defaults */
+} plg_reload_options;
+
+/* Replaces a started (or failed) plugin with the same (type, name) from the library at path
+   (NULL: the path `current` was loaded from, whose file was replaced): loads it under a fresh
+   name, checks it as plg_load does, initialises it, hands state over, starts it and asks its
+   health; only if all of that succeeded and the health is OK, switches lookups and plg_acquire
+   to it in one atomic store, waits until no caller holds the old version, then stops and shuts
+   the old one down. On any failure before the switch the old version stays in service untouched
+   and the error says which step failed and why. *out (may be NULL) receives the new version.
+   PLG_ERR_TIMEOUT when drain_timeout_ms passed with callers still inside the old version: the
+   new one is in service, the old one was left started, out of lookups; shut it down with
+   plg_stop and plg_shutdown once they left. Serialises with other reloads and the *_all walks;
+   not from a plugin callback. */
+PLG_API plg_result plg_reload(plg_registry *reg, plg_plugin *current, const char *path,
+                              const plg_reload_options *options, plg_plugin **out);
+
+/* ---------------------------------------------------------------------------------------------
+   Supervision
+   ------------------------------------------------------------------------------------------- */
+
+/* Marks an initialized, started or stopped plugin failed with a reason, from outside its own
+   callbacks: for a supervisor that found it broken (plg_plugin_failure returns the reason). No
+   callback runs; plg_shutdown later runs its shutdown callback. PLG_OK if it already was failed
+   (the first reason is kept). Never call it from one of that plugin's own callbacks. */
+PLG_API plg_result plg_mark_failed(plg_registry *reg, plg_plugin *plugin, const char *fmt, ...)
+    PLG_PRINTF(3, 4);
+
 #ifdef __cplusplus
 }
 #endif
@@ -680,6 +974,27 @@ PLG_API plg_result plg_auto_register_status(char *message, size_t message_size);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Shared-object loading needs dlopen (POSIX). Hosts that must never load code define
+   PLG_NO_DLOPEN; then plg_load, plg_load_dir and plg_reload return PLG_ERR_NOT_SUPPORTED. */
+#if !defined(PLG_NO_DLOPEN) && !(defined(__unix__) || defined(__unix) || defined(__APPLE__))
+#define PLG_NO_DLOPEN
+#endif
+/* Everything below is declared by glibc even under strict -std=c99 (no feature macros), which
+   matters because an stb-style header cannot define them: the including file's system headers
+   came first. clock_gettime is used only where CLOCK_MONOTONIC is visible. */
+#include <poll.h>
+#include <sched.h>
+#include <sys/time.h>
+#include <time.h>
+#if !defined(PLG_NO_DLOPEN)
+#include <dirent.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#endif
 
 #ifndef PLG_MALLOC
 #define PLG_MALLOC(size, ctx) ((void)(ctx), malloc(size))
@@ -802,6 +1117,15 @@ typedef struct plgi_table plgi_table;
 typedef struct plgi_type_entry plgi_type_entry;
 typedef struct plgi_iface plgi_iface;
 
+/* A loaded shared object. Kept until the registry is destroyed (and dlclose'd then only with
+   PLG_LOAD_UNLOAD_AT_DESTROY): descriptors, vtables and callbacks point into it. */
+struct plgi_library {
+    struct plgi_library *next;
+    void *handle;
+    char *path;       /* as the caller gave it */
+    unsigned flags;   /* PLG_LOAD_* */
+};
+
 struct plg_registry {
     plg_registry_desc desc; /* resolved: every default filled in */
     char host_api_text[PLG_SEMVER_MAX + 1];
@@ -817,6 +1141,8 @@ struct plg_registry {
     size_t live_count;
     uint64_t next_seq;
     plgi_iface *ifaces;
+    struct plgi_library *libraries; /* loaded shared objects, under lock */
+    unsigned long copy_seq;         /* atomic: names of private copies */
 };
 
 static void *plgi_alloc(plg_registry *reg, size_t size)
@@ -4348,8 +4674,13 @@ PLGI_DEF const char *plg_state_name(plg_state state)
 #define PLGI_REASON_SIZE 512
 #define PLGI_ALIGN 16
 
-/* Rarely touched state, kept out of the node so that a large registry stays dense in cache. */
+/* Rarely touched state, kept out of the node so that a large registry stays dense in cache
+   (lookups never touch it). */
 typedef struct plgi_cold {
+    int leases;               /* atomic: callers between plg_acquire and plg_release */
+    int retired;              /* atomic: replaced by plg_reload; plg_acquire goes to the new one */
+    struct plgi_library *lib; /* the library the descriptor came from; NULL from memory */
+    char *init_json;          /* configuration text init received (NULL: "{}"); for plg_reload */
     plg_semver version;
     char failure[PLGI_REASON_SIZE];        /* written once, before the state becomes failed */
     char callback_error[PLGI_REASON_SIZE]; /* plg_plugin_set_error during a callback */
@@ -4723,10 +5054,13 @@ PLGI_DEF plg_result plg_registry_create(const plg_registry_desc *desc, plg_regis
     return PLG_OK;
 }
 
+static void plgi_libraries_free(plg_registry *reg);
+
 static void plgi_node_free(plg_registry *reg, plg_plugin *p)
 {
     plg_config_destroy(p->config);
     plgi_strfree(reg, p->pending_config);
+    plgi_strfree(reg, p->cold->init_json);
     pthread_mutex_destroy(&p->lock);
     plgi_free(reg, p->arena, p->arena_size);
     plgi_free(reg, p, sizeof *p);
@@ -4767,6 +5101,7 @@ PLGI_DEF void plg_registry_destroy(plg_registry *reg)
         next_f = f->next;
         plgi_free(reg, f, f->alloc_size);
     }
+    plgi_libraries_free(reg); /* after every plugin is shut down and freed */
     /* Threads still alive keep a pointer in the key; deleting the key forgets it without running
        destructors, so their buffers are freed here. */
     pthread_key_delete(reg->err_key);
@@ -5008,19 +5343,16 @@ static plg_result plgi_check_descriptor(plg_registry *reg, const plg_descriptor 
     return PLG_OK;
 }
 
-PLGI_DEF plg_result plg_register(plg_registry *reg, const plg_descriptor *desc, plg_plugin **out)
+/* Validates and copies a descriptor into a new node that nothing can see yet (state registered,
+   not in the index). On failure the message is set and *out is NULL. */
+static plg_result plgi_node_make(plg_registry *reg, const plg_descriptor *desc, plg_plugin **out)
 {
     plg_descriptor d;
     plg_semver version;
-    plg_plugin *p, *dup;
+    plg_plugin *p;
     plgi_arena arena;
-    plgi_type_entry *type_entry;
-    plgi_vec *vec;
     plg_result r;
-    if (out != NULL)
-        *out = NULL;
-    if (reg == NULL)
-        return PLG_ERR_INVALID_ARGUMENT;
+    *out = NULL;
     if (desc == NULL)
         return plgi_fail(reg, PLG_ERR_INVALID_ARGUMENT, "plg_register: descriptor is NULL");
     if (desc->abi_version == 0 || desc->abi_version > PLG_DESCRIPTOR_ABI_VERSION)
@@ -5075,42 +5407,75 @@ PLGI_DEF plg_result plg_register(plg_registry *reg, const plg_descriptor *desc, 
     p->cold->version = version;
     p->hash = plgi_hash_key(p->desc.type, p->desc.name);
     p->state = PLG_STATE_REGISTERED;
+    *out = p;
+    return PLG_OK;
+}
 
-    pthread_mutex_lock(&reg->lock);
+/* With reg->lock held: appends p to the registration list (so that plg_registry_destroy frees
+   it) without making it visible to lookups. */
+static void plgi_node_link_locked(plg_registry *reg, plg_plugin *p)
+{
+    if (reg->last == NULL)
+        PLGI_STORE(reg->first, p);
+    else
+        PLGI_STORE(reg->last->next, p);
+    reg->last = p;
+}
+
+/* With reg->lock held: makes a node from plgi_node_make visible to lookups. On failure nothing
+   changed and `why` explains it (plgi_fail takes reg->lock, so the caller reports it after
+   unlocking); the caller still owns p. */
+static plg_result plgi_node_publish_locked(plg_registry *reg, plg_plugin *p, char *why,
+                                           size_t why_size)
+{
+    plg_plugin *dup;
+    plgi_type_entry *type_entry;
+    plgi_vec *vec;
     dup = plgi_table_find(reg->table, p->hash, p->desc.type, p->desc.name);
     if (dup != NULL) {
-        pthread_mutex_unlock(&reg->lock);
-        r = plgi_fail(reg, PLG_ERR_DUPLICATE,
-                      "plugin %s/%s is already registered (version %s; this one is %s)",
-                      d.type, d.name, dup->desc.version, p->desc.version);
-        plgi_node_free(reg, p);
-        return r;
+        plgi_format(why, why_size, "plugin %s/%s is already registered (version %s; this one is %s)",
+                    p->desc.type, p->desc.name, dup->desc.version, p->desc.version);
+        return PLG_ERR_DUPLICATE;
     }
     if (reg->desc.max_plugins != 0 && reg->live_count >= reg->desc.max_plugins) {
-        pthread_mutex_unlock(&reg->lock);
-        r = plgi_fail(reg, PLG_ERR_LIMIT, "plugin %s/%s: the registry holds its maximum of %lu",
-                      d.type, d.name, (unsigned long)reg->desc.max_plugins);
-        plgi_node_free(reg, p);
-        return r;
+        plgi_format(why, why_size, "plugin %s/%s: the registry holds its maximum of %lu",
+                    p->desc.type, p->desc.name, (unsigned long)reg->desc.max_plugins);
+        return PLG_ERR_LIMIT;
     }
     if (plgi_table_reserve(reg) != PLG_OK ||
         plgi_type_reserve(reg, p->desc.type, &type_entry) != PLG_OK) {
-        pthread_mutex_unlock(&reg->lock);
-        plgi_node_free(reg, p);
-        return plgi_fail(reg, PLG_ERR_NO_MEMORY, "plugin %s/%s: out of memory", d.type, d.name);
+        plgi_format(why, why_size, "plugin %s/%s: out of memory", p->desc.type, p->desc.name);
+        return PLG_ERR_NO_MEMORY;
     }
     p->seq = reg->next_seq++;
     plgi_table_put(reg->table, p);
     vec = type_entry->vec;
     vec->items[vec->count] = p;
     PLGI_STORE(vec->count, vec->count + 1);
-    if (reg->last == NULL)
-        PLGI_STORE(reg->first, p);
-    else
-        PLGI_STORE(reg->last->next, p);
-    reg->last = p;
+    plgi_node_link_locked(reg, p);
     __atomic_store_n(&reg->live_count, reg->live_count + 1, __ATOMIC_RELEASE);
+    return PLG_OK;
+}
+
+PLGI_DEF plg_result plg_register(plg_registry *reg, const plg_descriptor *desc, plg_plugin **out)
+{
+    plg_plugin *p;
+    plg_result r;
+    char why[PLGI_REASON_SIZE];
+    if (out != NULL)
+        *out = NULL;
+    if (reg == NULL)
+        return PLG_ERR_INVALID_ARGUMENT;
+    r = plgi_node_make(reg, desc, &p);
+    if (r != PLG_OK)
+        return r;
+    pthread_mutex_lock(&reg->lock);
+    r = plgi_node_publish_locked(reg, p, why, sizeof why);
     pthread_mutex_unlock(&reg->lock);
+    if (r != PLG_OK) {
+        plgi_node_free(reg, p);
+        return plgi_fail(reg, r, "%s", why);
+    }
     plgi_log(reg, PLG_LOG_INFO, "registered %s/%s %s", p->desc.type, p->desc.name,
              p->desc.version);
     if (out != NULL)
@@ -5228,7 +5593,7 @@ PLGI_DEF size_t plg_list_type(plg_registry *reg, const char *type, plg_plugin **
     v = PLGI_LOAD(e->vec);
     n = PLGI_LOAD(v->count);
     for (i = 0; i < n; i++) {
-        plg_plugin *p = v->items[i];
+        plg_plugin *p = PLGI_LOAD(v->items[i]);
         if (PLGI_LOAD(p->unregistered))
             continue;
         total++;
@@ -5302,7 +5667,7 @@ PLGI_DEF plg_result plg_find_version(plg_registry *reg, const char *type, const 
         v = PLGI_LOAD(e->vec);
         n = PLGI_LOAD(v->count);
         for (i = 0; i < n; i++) {
-            plg_plugin *p = v->items[i];
+            plg_plugin *p = PLGI_LOAD(v->items[i]);
             int ok = 0;
             if (PLGI_LOAD(p->unregistered))
                 continue;
@@ -5495,6 +5860,14 @@ static plg_result plgi_init_locked(plg_plugin *p, const char *config_json)
         plgi_format(inner, sizeof inner, "%s", plg_errmsg(reg));
         plg_config_destroy(cfg);
         return plgi_fail(reg, r, "%s/%s: %s", p->desc.type, p->desc.name, inner);
+    }
+    if (json != NULL && p->cold->init_json == NULL) { /* kept for plg_reload */
+        p->cold->init_json = plgi_strdup(reg, json);
+        if (p->cold->init_json == NULL) {
+            plg_config_destroy(cfg);
+            return plgi_fail(reg, PLG_ERR_NO_MEMORY, "%s/%s: out of memory", p->desc.type,
+                             p->desc.name);
+        }
     }
     p->cold->callback_error[0] = '\0';
     r = p->desc.init(p, cfg, &instance);
@@ -6008,6 +6381,1087 @@ PLGI_DEF plg_result plg_auto_register_status(char *message, size_t message_size)
     return r;
 }
 
+
+/* ---------------------------------------------------------------------------------------------
+   Time, for drains and timeouts
+   ------------------------------------------------------------------------------------------- */
+
+/* Milliseconds from an arbitrary origin: the monotonic clock where the including file's feature
+   macros declare it, else the wall clock (strict -std=c99 hides clock_gettime). */
+static uint64_t plgi_now_ms(void)
+{
+    struct timeval tv;
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+#endif
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static void plgi_sleep_ms(int ms)
+{
+    (void)poll(NULL, 0, ms);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   Supervision
+   ------------------------------------------------------------------------------------------- */
+
+PLGI_DEF plg_result plg_mark_failed(plg_registry *reg, plg_plugin *plugin, const char *fmt, ...)
+{
+    char reason[PLGI_REASON_SIZE];
+    va_list ap;
+    int s;
+    plg_result r = plgi_check_handle(reg, plugin, "plg_mark_failed");
+    if (r != PLG_OK)
+        return r;
+    reason[0] = '\0';
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        plgi_vformat(reason, sizeof reason, fmt, ap);
+        va_end(ap);
+    }
+    if (reason[0] == '\0')
+        plgi_format(reason, sizeof reason, "marked failed by the host");
+    pthread_mutex_lock(&plugin->lock);
+    s = PLGI_LOAD(plugin->state);
+    if (s == PLG_STATE_INITIALIZED || s == PLG_STATE_STARTED || s == PLG_STATE_STOPPED)
+        plgi_mark_failed(plugin, "%s", reason);
+    else if (s != PLG_STATE_FAILED)
+        r = plgi_illegal(plugin, "mark failed", "initialized, started or stopped");
+    pthread_mutex_unlock(&plugin->lock);
+    return r;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   Leases
+   ---------------------------------------------------------------------------------------------
+   The handshake with plg_reload is Dekker's: a caller increments the version's `leases` and then
+   reads its `retired` flag; the reloader sets `retired` and then reads `leases`. All four are
+   sequentially consistent, so in their single total order one of the two comes second and sees
+   the other's write: either the caller sees retired = 1 (it gives the version back untouched and
+   looks up again, finding the new version, which was stored in the index before retired was
+   set), or the reloader sees the lease and waits for its release. A release is a release-store
+   (fetch_sub with release order) that the reloader's load of 0 synchronises with, so everything
+   the caller did inside the old version happens before its stop and shutdown.
+   ------------------------------------------------------------------------------------------- */
+
+PLGI_DEF plg_result plg_acquire(plg_registry *reg, const char *type, const char *name,
+                                plg_lease *out)
+{
+    uint64_t hash;
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (reg == NULL)
+        return PLG_ERR_INVALID_ARGUMENT;
+    if (type == NULL || name == NULL || out == NULL)
+        return plgi_fail(reg, PLG_ERR_INVALID_ARGUMENT,
+                         "plg_acquire: type, name and out are required");
+    hash = plgi_hash_key(type, name);
+    for (;;) {
+        plg_plugin *p = plgi_table_find(PLGI_LOAD(reg->table), hash, type, name);
+        int s;
+        if (p == NULL)
+            return plgi_fail(reg, PLG_ERR_NOT_FOUND, "no plugin %s/%s is registered", type, name);
+        __atomic_fetch_add(&p->cold->leases, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&p->cold->retired, __ATOMIC_SEQ_CST)) {
+            /* Replaced by a reload: the index already names the new version. */
+            __atomic_fetch_sub(&p->cold->leases, 1, __ATOMIC_RELEASE);
+            continue;
+        }
+        s = PLGI_LOAD(p->state);
+        if (s != PLG_STATE_STARTED) {
+            __atomic_fetch_sub(&p->cold->leases, 1, __ATOMIC_RELEASE);
+            if (s == PLG_STATE_FAILED)
+                return plgi_fail(reg, PLG_ERR_INVALID_STATE, "cannot acquire %s/%s: it failed: %s",
+                                 type, name, p->cold->failure);
+            return plgi_fail(reg, PLG_ERR_INVALID_STATE, "cannot acquire %s/%s: it is %s, not started",
+                             type, name, plg_state_name((plg_state)s));
+        }
+        out->plugin = p;
+        out->vtable = p->desc.provides.vtable;
+        out->instance = PLGI_LOAD(p->instance);
+        out->abi_version = p->desc.provides.abi_version;
+        return PLG_OK;
+    }
+}
+
+PLGI_DEF void plg_release(plg_lease *lease)
+{
+    if (lease == NULL || lease->plugin == NULL)
+        return;
+    __atomic_fetch_sub(&lease->plugin->cold->leases, 1, __ATOMIC_RELEASE);
+    memset(lease, 0, sizeof *lease);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   Plugin libraries
+   ------------------------------------------------------------------------------------------- */
+
+PLGI_DEF const char *plg_plugin_library(const plg_plugin *plugin)
+{
+    return plugin != NULL && plugin->cold->lib != NULL ? plugin->cold->lib->path : NULL;
+}
+
+static void plgi_library_free(plg_registry *reg, struct plgi_library *lib, int unload)
+{
+#if !defined(PLG_NO_DLOPEN)
+    if (unload && lib->handle != NULL)
+        (void)dlclose(lib->handle);
+#else
+    (void)unload;
+#endif
+    plgi_strfree(reg, lib->path);
+    plgi_free(reg, lib, sizeof *lib);
+}
+
+static void plgi_libraries_free(plg_registry *reg)
+{
+    struct plgi_library *lib, *next;
+    for (lib = reg->libraries; lib != NULL; lib = next) {
+        next = lib->next;
+        plgi_library_free(reg, lib, (lib->flags & PLG_LOAD_UNLOAD_AT_DESTROY) != 0);
+    }
+    reg->libraries = NULL;
+}
+
+#if !defined(PLG_NO_DLOPEN)
+
+#if defined(O_CLOEXEC)
+#define PLGI_O_CLOEXEC O_CLOEXEC
+#else
+#define PLGI_O_CLOEXEC 0
+#endif
+
+/* Copies the library to a file of its own, so that dlopen gives a fresh handle even when the same
+   path was loaded before (the loader keys its cache on the path), and so that replacing the
+   original in place (cp new.so old.so) can never corrupt the mapped code. The copy is unlinked
+   right after dlopen: its mapping outlives the name, and nothing is left behind. */
+static plg_result plgi_copy_private(plg_registry *reg, const char *path, const char *dir,
+                                    char *out, size_t out_size)
+{
+    char buf[16384];
+    const char *base = strrchr(path, '/');
+    int src, dst = -1, attempt, err = 0;
+    base = base != NULL ? base + 1 : path;
+    if (dir == NULL || dir[0] == '\0') {
+        dir = getenv("TMPDIR");
+        if (dir == NULL || dir[0] == '\0')
+            dir = "/tmp";
+    }
+    src = open(path, O_RDONLY | PLGI_O_CLOEXEC);
+    if (src < 0)
+        return plgi_fail(reg, PLG_ERR_LOAD, "%s: cannot open: %s", path, strerror(errno));
+    for (attempt = 0; attempt < 100; attempt++) {
+        unsigned long seq = __atomic_fetch_add(&reg->copy_seq, 1, __ATOMIC_RELAXED);
+        int n = snprintf(out, out_size, "%s/plg-%ld-%lx-%lu-%s", dir, (long)getpid(),
+                         (unsigned long)(uintptr_t)reg, seq, base);
+        if (n < 0 || (size_t)n >= out_size) {
+            close(src);
+            return plgi_fail(reg, PLG_ERR_LOAD, "%s: the private copy's path in %s is too long",
+                             path, dir);
+        }
+        dst = open(out, O_WRONLY | O_CREAT | O_EXCL | PLGI_O_CLOEXEC, 0700);
+        if (dst >= 0 || errno != EEXIST)
+            break;
+    }
+    if (dst < 0) {
+        err = errno;
+        close(src);
+        return plgi_fail(reg, PLG_ERR_LOAD,
+                         "%s: cannot create a private copy in %s: %s (set plg_load_options."
+                         "temp_dir or TMPDIR, or load with PLG_LOAD_IN_PLACE)",
+                         path, dir, strerror(err));
+    }
+    for (;;) {
+        ssize_t got = read(src, buf, sizeof buf), done = 0;
+        if (got == 0)
+            break;
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        while (done < got) {
+            ssize_t w = write(dst, buf + done, (size_t)(got - done));
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                err = errno;
+                break;
+            }
+            done += w;
+        }
+        if (err != 0)
+            break;
+    }
+    close(src);
+    if (close(dst) != 0 && err == 0)
+        err = errno;
+    if (err != 0) {
+        unlink(out);
+        return plgi_fail(reg, PLG_ERR_LOAD, "%s: cannot write its private copy %s: %s", path,
+                         out, strerror(err));
+    }
+    return PLG_OK;
+}
+
+/* Compares the library's ABI block with this host's, field by field, before anything in it is
+   used. The first three fields are read only after the magic matched, and header_version only
+   after the layout is known to be the same. */
+static plg_result plgi_check_library_abi(plg_registry *reg, const char *path,
+                                         const plg_library_abi *abi)
+{
+    const char *built;
+    size_t i;
+    if (abi == NULL)
+        return plgi_fail(reg, PLG_ERR_ABI_MISMATCH, "%s: the entry function %s returned NULL",
+                         path, PLG_LIBRARY_ENTRY_NAME);
+    if (abi->magic != PLG_LIBRARY_MAGIC)
+        return plgi_fail(reg, PLG_ERR_ABI_MISMATCH,
+                         "%s: magic is 0x%08lx in the library, 0x%08lx in this host (not a plugin "
+                         "library of plugin_registry.h)",
+                         path, (unsigned long)abi->magic, (unsigned long)PLG_LIBRARY_MAGIC);
+    if (abi->abi_version != PLG_LIBRARY_ABI_VERSION)
+        return plgi_fail(reg, PLG_ERR_ABI_MISMATCH,
+                         "%s: abi_version is %lu in the library, %lu in this host", path,
+                         (unsigned long)abi->abi_version, (unsigned long)PLG_LIBRARY_ABI_VERSION);
+    if (abi->struct_size != sizeof(plg_library_abi))
+        return plgi_fail(reg, PLG_ERR_ABI_MISMATCH,
+                         "%s: struct_size is %lu in the library, %lu in this host", path,
+                         (unsigned long)abi->struct_size, (unsigned long)sizeof(plg_library_abi));
+    if (abi->byte_order != PLG_LIBRARY_BYTE_ORDER)
+        return plgi_fail(reg, PLG_ERR_ABI_MISMATCH,
+                         "%s: byte_order is 0x%08lx in the library, 0x%08lx in this host", path,
+                         (unsigned long)abi->byte_order, (unsigned long)PLG_LIBRARY_BYTE_ORDER);
+    built = abi->header_version != NULL ? abi->header_version : "(unknown)";
+#define PLGI_ABI_FIELD_(field, expected)                                                           \
+    do {                                                                                           \
+        if ((unsigned long)abi->field != (unsigned long)(expected))                                \
+            return plgi_fail(reg, PLG_ERR_ABI_MISMATCH,                                            \
+                             "%s: " #field " is %lu in the library, %lu in this host (the "        \
+                             "library was built with plugin_registry.h %.32s, this host is %s)",   \
+                             path, (unsigned long)abi->field, (unsigned long)(expected), built,    \
+                             PLG_VERSION_STRING);                                                  \
+    } while (0)
+    PLGI_ABI_FIELD_(pointer_size, sizeof(void *));
+    PLGI_ABI_FIELD_(size_t_size, sizeof(size_t));
+    PLGI_ABI_FIELD_(int_size, sizeof(int));
+    PLGI_ABI_FIELD_(enum_size, sizeof(plg_result));
+    PLGI_ABI_FIELD_(header_major, PLG_VERSION_MAJOR);
+    PLGI_ABI_FIELD_(name_max, PLG_NAME_MAX);
+    PLGI_ABI_FIELD_(descriptor_abi, PLG_DESCRIPTOR_ABI_VERSION);
+    PLGI_ABI_FIELD_(descriptor_size, sizeof(plg_descriptor));
+    PLGI_ABI_FIELD_(config_key_size, sizeof(plg_config_key));
+    PLGI_ABI_FIELD_(config_value_size, sizeof(plg_config_value));
+    PLGI_ABI_FIELD_(config_problem_size, sizeof(plg_config_problem));
+    PLGI_ABI_FIELD_(dependency_size, sizeof(plg_dependency));
+#undef PLGI_ABI_FIELD_
+    if (abi->plugin_count == 0 || abi->plugin_count > PLG_LIBRARY_MAX_PLUGINS ||
+        abi->plugins == NULL)
+        return plgi_fail(reg, PLG_ERR_ABI_MISMATCH,
+                         "%s: plugin_count is %lu%s; a library exports 1 to %d plugins", path,
+                         (unsigned long)abi->plugin_count,
+                         abi->plugins == NULL ? " with no plugins array" : "",
+                         PLG_LIBRARY_MAX_PLUGINS);
+    for (i = 0; i < abi->plugin_count; i++)
+        if (abi->plugins[i] == NULL)
+            return plgi_fail(reg, PLG_ERR_ABI_MISMATCH, "%s: plugins[%lu] is NULL", path,
+                             (unsigned long)i);
+    return PLG_OK;
+}
+
+#endif /* !PLG_NO_DLOPEN */
+
+/* Opens a library and checks its ABI block. On success the library record is not yet linked
+   into the registry. */
+static plg_result plgi_library_open(plg_registry *reg, const char *path,
+                                    const plg_load_options *options, struct plgi_library **out,
+                                    const plg_library_abi **abi_out)
+{
+#if defined(PLG_NO_DLOPEN)
+    (void)options;
+    *out = NULL;
+    *abi_out = NULL;
+    return plgi_fail(reg, PLG_ERR_NOT_SUPPORTED,
+                     "%s: cannot load plugin libraries: built with PLG_NO_DLOPEN", path);
+#else
+    char copy[4096];
+    const char *load_path = path;
+    unsigned flags = options != NULL ? options->flags : 0;
+    struct stat st;
+    void *handle, *sym;
+    plg_library_entry_fn entry;
+    const plg_library_abi *abi;
+    struct plgi_library *lib;
+    plg_result r;
+    *out = NULL;
+    *abi_out = NULL;
+    if (stat(path, &st) != 0)
+        return plgi_fail(reg, PLG_ERR_LOAD, "%s: cannot load: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return plgi_fail(reg, PLG_ERR_LOAD, "%s: cannot load: not a regular file", path);
+    if (!(flags & PLG_LOAD_IN_PLACE)) {
+        r = plgi_copy_private(reg, path, options != NULL ? options->temp_dir : NULL, copy,
+                              sizeof copy);
+        if (r != PLG_OK)
+            return r;
+        load_path = copy;
+    }
+    /* RTLD_NOW: an unresolved symbol fails here, not as a crash at its first call.
+       RTLD_LOCAL: a plugin's symbols never satisfy another plugin's references. */
+    handle = dlopen(load_path, RTLD_NOW | RTLD_LOCAL);
+    if (load_path == copy)
+        (void)unlink(copy);
+    if (handle == NULL) {
+        const char *e = dlerror();
+        char text[1024];
+        plgi_format(text, sizeof text, "%s", e != NULL ? e : "unknown error");
+        return plgi_fail(reg, PLG_ERR_LOAD, "%s: cannot load: %s%s", path, text,
+                         strstr(text, "undefined symbol: plg_") != NULL
+                             ? " (the host must export the registry's functions to its plugins: "
+                               "link it with -rdynamic)"
+                             : "");
+    }
+    sym = dlsym(handle, PLG_LIBRARY_ENTRY_NAME);
+    if (sym == NULL) {
+        (void)dlclose(handle);
+        return plgi_fail(reg, PLG_ERR_LOAD,
+                         "%s: the library has no entry function %s (write "
+                         "PLG_EXPORT_PLUGINS(...) in one of its files)",
+                         path, PLG_LIBRARY_ENTRY_NAME);
+    }
+    /* ISO C has no conversion from object to function pointers; POSIX makes them the same size. */
+    memcpy(&entry, &sym, sizeof entry);
+    abi = entry();
+    r = plgi_check_library_abi(reg, path, abi);
+    if (r != PLG_OK) {
+        (void)dlclose(handle); /* nothing of it ran but the entry function */
+        return r;
+    }
+    lib = (struct plgi_library *)plgi_alloc(reg, sizeof *lib);
+    if (lib != NULL) {
+        memset(lib, 0, sizeof *lib);
+        lib->path = plgi_strdup(reg, path);
+    }
+    if (lib == NULL || lib->path == NULL) {
+        if (lib != NULL)
+            plgi_free(reg, lib, sizeof *lib);
+        (void)dlclose(handle);
+        return plgi_fail(reg, PLG_ERR_NO_MEMORY, "%s: out of memory", path);
+    }
+    lib->handle = handle;
+    lib->flags = flags;
+    *out = lib;
+    *abi_out = abi;
+    return PLG_OK;
+#endif
+}
+
+/* With reg->lock held: takes a published node out of lookups (it stays in the registration
+   list, so its handle stays valid). */
+static void plgi_unpublish_locked(plg_registry *reg, plg_plugin *p)
+{
+    plgi_table *t = reg->table;
+    size_t i;
+    for (i = (size_t)p->hash & t->mask; t->slots[i].node != NULL; i = (i + 1) & t->mask)
+        if (t->slots[i].node == p) {
+            PLGI_STORE(t->slots[i].node, PLGI_TOMBSTONE);
+            break;
+        }
+    PLGI_STORE(p->unregistered, 1);
+    __atomic_store_n(&reg->live_count, reg->live_count - 1, __ATOMIC_RELEASE);
+}
+
+/* Copies the calling thread's message for reg, so that it can be quoted in a new one. */
+static void plgi_errmsg_copy(plg_registry *reg, char *buf, size_t size)
+{
+    plgi_format(buf, size, "%s", plg_errmsg(reg));
+}
+
+PLGI_DEF plg_result plg_load(plg_registry *reg, const char *path, const plg_load_options *options,
+                             plg_plugin **out, size_t capacity, size_t *count)
+{
+    struct plgi_library *lib;
+    const plg_library_abi *abi;
+    plg_plugin **nodes;
+    size_t n, i, j, made = 0;
+    char inner[PLGI_ERRMSG_SIZE - 128];
+    plg_result r;
+    if (count != NULL)
+        *count = 0;
+    if (out != NULL)
+        for (i = 0; i < capacity; i++)
+            out[i] = NULL;
+    if (reg == NULL)
+        return PLG_ERR_INVALID_ARGUMENT;
+    if (path == NULL)
+        return plgi_fail(reg, PLG_ERR_INVALID_ARGUMENT, "plg_load: path is NULL");
+    r = plgi_library_open(reg, path, options, &lib, &abi);
+    if (r != PLG_OK)
+        return r;
+    n = abi->plugin_count;
+    nodes = (plg_plugin **)plgi_alloc(reg, n * sizeof *nodes);
+    if (nodes == NULL) {
+        r = plgi_fail(reg, PLG_ERR_NO_MEMORY, "%s: out of memory", path);
+        goto reject;
+    }
+    for (made = 0; made < n; made++) {
+        r = plgi_node_make(reg, abi->plugins[made], &nodes[made]);
+        if (r != PLG_OK) {
+            plgi_errmsg_copy(reg, inner, sizeof inner);
+            r = plgi_fail(reg, r, "%s: plugin %lu of %lu: %s", path, (unsigned long)made + 1,
+                          (unsigned long)n, inner);
+            goto reject;
+        }
+        nodes[made]->cold->lib = lib;
+        for (j = 0; j < made; j++)
+            if (nodes[j]->hash == nodes[made]->hash &&
+                strcmp(nodes[j]->desc.type, nodes[made]->desc.type) == 0 &&
+                strcmp(nodes[j]->desc.name, nodes[made]->desc.name) == 0) {
+                r = plgi_fail(reg, PLG_ERR_DUPLICATE, "%s: exports %s/%s twice", path,
+                              nodes[j]->desc.type, nodes[j]->desc.name);
+                made++;
+                goto reject;
+            }
+    }
+    pthread_mutex_lock(&reg->lock);
+    /* All or none: check every plugin before making any visible. */
+    for (i = 0; i < n; i++) {
+        plg_plugin *dup = plgi_table_find(reg->table, nodes[i]->hash, nodes[i]->desc.type,
+                                          nodes[i]->desc.name);
+        if (dup != NULL) {
+            pthread_mutex_unlock(&reg->lock);
+            r = plgi_fail(reg, PLG_ERR_DUPLICATE,
+                          "%s: plugin %s/%s is already registered (version %s%s%s; this one is "
+                          "%s)",
+                          path, dup->desc.type, dup->desc.name, dup->desc.version,
+                          dup->cold->lib != NULL ? ", from " : "",
+                          dup->cold->lib != NULL ? dup->cold->lib->path : "", nodes[i]->desc.version);
+            goto reject;
+        }
+    }
+    if (reg->desc.max_plugins != 0 && reg->live_count + n > reg->desc.max_plugins) {
+        pthread_mutex_unlock(&reg->lock);
+        r = plgi_fail(reg, PLG_ERR_LIMIT, "%s: %lu more plugins exceed the registry's maximum of %lu",
+                      path, (unsigned long)n, (unsigned long)reg->desc.max_plugins);
+        goto reject;
+    }
+    for (i = 0; i < n; i++) {
+        r = plgi_node_publish_locked(reg, nodes[i], inner, sizeof inner);
+        if (r != PLG_OK)
+            break;
+    }
+    if (r != PLG_OK) { /* out of memory half-way: take back the ones made visible */
+        for (j = 0; j < i; j++)
+            plgi_unpublish_locked(reg, nodes[j]);
+        for (j = i; j < n; j++)
+            plgi_node_free(reg, nodes[j]);
+    }
+    /* Published nodes point into the library, even the ones taken back: keep it. */
+    lib->next = reg->libraries;
+    reg->libraries = lib;
+    pthread_mutex_unlock(&reg->lock);
+    if (r != PLG_OK) {
+        plgi_free(reg, nodes, n * sizeof *nodes);
+        return plgi_fail(reg, r, "%s: %s", path, inner);
+    }
+    for (i = 0; i < n; i++)
+        if (out != NULL && i < capacity)
+            out[i] = nodes[i];
+    if (count != NULL)
+        *count = n;
+    plgi_log(reg, PLG_LOG_INFO, "loaded %s: %lu plugin%s, first %s/%s %s", path,
+             (unsigned long)n, n == 1 ? "" : "s", nodes[0]->desc.type, nodes[0]->desc.name,
+             nodes[0]->desc.version);
+    plgi_free(reg, nodes, n * sizeof *nodes);
+    return PLG_OK;
+reject:
+    /* Nothing was made visible and no plugin callback ran: free it all, close the library. */
+    for (i = 0; i < made; i++)
+        plgi_node_free(reg, nodes[i]);
+    if (nodes != NULL)
+        plgi_free(reg, nodes, n * sizeof *nodes);
+    plgi_library_free(reg, lib, 1);
+    return r;
+}
+
+#if !defined(PLG_NO_DLOPEN)
+static int plgi_str_ptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+#endif
+
+PLGI_DEF plg_result plg_load_dir(plg_registry *reg, const char *dir,
+                                 const plg_load_options *options, size_t *count)
+{
+#if defined(PLG_NO_DLOPEN)
+    (void)options;
+    if (count != NULL)
+        *count = 0;
+    if (reg == NULL)
+        return PLG_ERR_INVALID_ARGUMENT;
+    return plgi_fail(reg, PLG_ERR_NOT_SUPPORTED,
+                     "%s: cannot load plugin libraries: built with PLG_NO_DLOPEN",
+                     dir != NULL ? dir : "(NULL)");
+#else
+    DIR *d;
+    struct dirent *e;
+    char **names = NULL, summary[PLGI_ERRMSG_SIZE - 128];
+    size_t n = 0, cap = 0, i, total = 0, failed = 0;
+    plg_result first = PLG_OK, r = PLG_OK;
+    if (count != NULL)
+        *count = 0;
+    if (reg == NULL)
+        return PLG_ERR_INVALID_ARGUMENT;
+    if (dir == NULL)
+        return plgi_fail(reg, PLG_ERR_INVALID_ARGUMENT, "plg_load_dir: dir is NULL");
+    d = opendir(dir);
+    if (d == NULL)
+        return plgi_fail(reg, PLG_ERR_LOAD, "%s: cannot open the directory: %s", dir,
+                         strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name), plen = strlen(dir) + 1 + len + 1;
+        struct stat st;
+        char *full;
+        if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0)
+            continue;
+        full = (char *)plgi_alloc(reg, plen);
+        if (full == NULL) {
+            r = PLG_ERR_NO_MEMORY;
+            break;
+        }
+        plgi_format(full, plen, "%s/%s", dir, e->d_name);
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {
+            plgi_free(reg, full, plen);
+            continue;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **bigger = (char **)plgi_alloc(reg, ncap * sizeof *bigger);
+            if (bigger == NULL) {
+                plgi_free(reg, full, plen);
+                r = PLG_ERR_NO_MEMORY;
+                break;
+            }
+            if (n > 0)
+                memcpy(bigger, names, n * sizeof *names);
+            plgi_free(reg, names, cap * sizeof *names);
+            names = bigger;
+            cap = ncap;
+        }
+        names[n++] = full;
+    }
+    closedir(d);
+    if (r == PLG_OK && n > 0)
+        qsort(names, n, sizeof *names, plgi_str_ptr_cmp);
+    summary[0] = '\0';
+    for (i = 0; r == PLG_OK && i < n; i++) {
+        size_t c = 0;
+        plg_result lr = plg_load(reg, names[i], options, NULL, 0, &c);
+        total += c;
+        if (lr != PLG_OK) {
+            char inner[PLGI_ERRMSG_SIZE / 2];
+            plgi_errmsg_copy(reg, inner, sizeof inner);
+            if (first == PLG_OK)
+                first = lr;
+            plgi_append(summary, sizeof summary, "%s%s", failed ? "; " : "", inner);
+            failed++;
+        }
+    }
+    for (i = 0; i < n; i++)
+        plgi_strfree(reg, names[i]);
+    plgi_free(reg, names, cap * sizeof *names);
+    if (count != NULL)
+        *count = total;
+    if (r != PLG_OK)
+        return plgi_fail(reg, r, "%s: out of memory while listing the directory", dir);
+    if (failed)
+        return plgi_fail(reg, first, "%lu of %lu libraries in %s failed (%lu plugins registered): %s",
+                         (unsigned long)failed, (unsigned long)n, dir, (unsigned long)total,
+                         summary);
+    return PLG_OK;
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------------
+   Hot reload
+   ---------------------------------------------------------------------------------------------
+   1. Check the running version O (started or failed, not already replaced) and take the
+      configuration it was initialised with.
+   2. Load the new library from a private copy (plgi_library_open: a fresh dlopen handle even
+      for the same path), check its ABI block and find the descriptor with O's (type, name).
+   3. Make the new node N, linked into the registration list but invisible to lookups.
+   4. Under N's lock: init, the state hand-over, the dependency check, start, health (must be
+      OK). A failure here shuts N down again; O was never touched.
+   5. The switch, under reg->lock: one release store puts N in O's slot of the index (and of its
+      type's list). From here plg_find and plg_acquire return N.
+   6. Retire O (sequentially consistent store; see "Leases") and wait until no lease is held.
+   7. Stop and shut O down, and take it out of the listings.
+   The lifecycle lock is held throughout, so reloads and the *_all walks never interleave.
+   Callers never wait for any of it: they only ever see O or N.
+   ------------------------------------------------------------------------------------------- */
+
+PLGI_DEF plg_result plg_reload(plg_registry *reg, plg_plugin *current, const char *path,
+                               const plg_reload_options *options, plg_plugin **out)
+{
+    plg_reload_options opt;
+    plg_plugin *old = current, *neu = NULL;
+    struct plgi_library *lib = NULL;
+    const plg_library_abi *abi = NULL;
+    const plg_descriptor *found = NULL;
+    char *json = NULL, *from = NULL, why[PLGI_ERRMSG_SIZE - 256], step[64];
+    size_t i;
+    int s;
+    plg_result r;
+    uint64_t t0;
+    if (out != NULL)
+        *out = NULL;
+    r = plgi_check_handle(reg, current, "plg_reload");
+    if (r != PLG_OK)
+        return r;
+    memset(&opt, 0, sizeof opt);
+    if (options != NULL)
+        opt = *options;
+    why[0] = '\0';
+    pthread_mutex_lock(&reg->lifecycle_lock);
+
+    /* 1 */
+    pthread_mutex_lock(&old->lock);
+    s = PLGI_LOAD(old->state);
+    if (PLGI_LOAD(old->unregistered) || __atomic_load_n(&old->cold->retired, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_unlock(&old->lock);
+        pthread_mutex_unlock(&reg->lifecycle_lock);
+        return plgi_fail(reg, PLG_ERR_NOT_FOUND,
+                         "cannot reload %s/%s %s: it was unregistered or already replaced",
+                         old->desc.type, old->desc.name, old->desc.version);
+    }
+    if (s != PLG_STATE_STARTED && s != PLG_STATE_FAILED) {
+        r = plgi_illegal(old, "reload", "started or failed");
+        pthread_mutex_unlock(&old->lock);
+        pthread_mutex_unlock(&reg->lifecycle_lock);
+        return r;
+    }
+    if (path == NULL && old->cold->lib == NULL) {
+        pthread_mutex_unlock(&old->lock);
+        pthread_mutex_unlock(&reg->lifecycle_lock);
+        return plgi_fail(reg, PLG_ERR_INVALID_ARGUMENT,
+                         "cannot reload %s/%s: it was not loaded from a library, so a path is "
+                         "required",
+                         old->desc.type, old->desc.name);
+    }
+    from = plgi_strdup(reg, path != NULL ? path : old->cold->lib->path);
+    if (opt.config_json != NULL || old->cold->init_json != NULL)
+        json = plgi_strdup(reg, opt.config_json != NULL ? opt.config_json : old->cold->init_json);
+    pthread_mutex_unlock(&old->lock);
+    if (from == NULL || (json == NULL && (opt.config_json != NULL || old->cold->init_json != NULL))) {
+        r = plgi_fail(reg, PLG_ERR_NO_MEMORY, "plg_reload: out of memory");
+        goto done;
+    }
+
+    /* 2 */
+    plgi_format(step, sizeof step, "load");
+    r = plgi_library_open(reg, from, opt.load, &lib, &abi);
+    if (r != PLG_OK) {
+        plgi_errmsg_copy(reg, why, sizeof why);
+        goto rollback;
+    }
+    for (i = 0; i < abi->plugin_count && found == NULL; i++)
+        if (abi->plugins[i]->type != NULL && abi->plugins[i]->name != NULL &&
+            strcmp(abi->plugins[i]->type, old->desc.type) == 0 &&
+            strcmp(abi->plugins[i]->name, old->desc.name) == 0)
+            found = abi->plugins[i];
+    if (found == NULL) {
+        plgi_format(why, sizeof why, "%s exports no plugin %s/%s (it exports", from,
+                    old->desc.type, old->desc.name);
+        for (i = 0; i < abi->plugin_count; i++)
+            plgi_append(why, sizeof why, "%s %s/%s", i ? "," : "",
+                        abi->plugins[i]->type ? abi->plugins[i]->type : "(NULL)",
+                        abi->plugins[i]->name ? abi->plugins[i]->name : "(NULL)");
+        plgi_append(why, sizeof why, ")");
+        plgi_library_free(reg, lib, 1); /* none of its callbacks ran */
+        lib = NULL;
+        r = PLG_ERR_NOT_FOUND;
+        goto rollback;
+    }
+
+    /* 3 */
+    r = plgi_node_make(reg, found, &neu);
+    if (r != PLG_OK) {
+        plgi_errmsg_copy(reg, why, sizeof why);
+        plgi_library_free(reg, lib, 1);
+        lib = NULL;
+        goto rollback;
+    }
+    neu->cold->lib = lib;
+    neu->unregistered = 1; /* invisible until the switch */
+    pthread_mutex_lock(&reg->lock);
+    plgi_node_link_locked(reg, neu); /* freed with the registry whatever happens next */
+    lib->next = reg->libraries;
+    reg->libraries = lib;
+    pthread_mutex_unlock(&reg->lock);
+
+    /* 4 */
+    pthread_mutex_lock(&neu->lock);
+    plgi_format(step, sizeof step, "init");
+    r = plgi_init_locked(neu, json);
+    if (r == PLG_OK && opt.handover != NULL) {
+        plgi_format(step, sizeof step, "state hand-over");
+        r = opt.handover(old, plg_plugin_instance(old), neu, PLGI_LOAD(neu->instance),
+                         opt.handover_user);
+        if (r != PLG_OK)
+            plgi_fail(reg, r, "the hand-over callback returned %s", plg_result_string(r));
+    }
+    if (r == PLG_OK) {
+        plgi_format(step, sizeof step, "start");
+        if (plgi_deps_block(neu, why, sizeof why)) {
+            r = PLG_ERR_DEPENDENCY_FAILED;
+            plgi_fail(reg, r, "cannot start: %s", why);
+        } else {
+            r = plgi_start_locked(neu);
+        }
+    }
+    if (r == PLG_OK) {
+        plg_health_report rep;
+        plgi_format(step, sizeof step, "health check");
+        plgi_health_locked(neu, &rep);
+        if (rep.status != PLG_HEALTH_OK) {
+            r = PLG_ERR_UNHEALTHY;
+            plgi_fail(reg, r, "health is %s%s%s",
+                      rep.status == PLG_HEALTH_DEGRADED ? "degraded" : "unhealthy",
+                      rep.message[0] ? ": " : "", rep.message);
+        }
+    }
+    if (r != PLG_OK) {
+        plgi_errmsg_copy(reg, why, sizeof why);
+        if (PLGI_LOAD(neu->state) == PLG_STATE_STARTED)
+            (void)plgi_stop_locked(neu);
+        plgi_shutdown_locked(neu); /* its shutdown callback runs only if its init succeeded */
+        pthread_mutex_unlock(&neu->lock);
+        goto rollback;
+    }
+    pthread_mutex_unlock(&neu->lock);
+
+    /* 5 */
+    pthread_mutex_lock(&reg->lock);
+    {
+        plgi_table *t = reg->table;
+        plgi_type_entry *e = plgi_type_find(reg, old->desc.type);
+        for (i = (size_t)old->hash & t->mask; t->slots[i].node != NULL; i = (i + 1) & t->mask)
+            if (t->slots[i].node == old) {
+                PLGI_STORE(t->slots[i].node, neu);
+                break;
+            }
+        if (e != NULL) {
+            plgi_vec *v = e->vec;
+            for (i = 0; i < v->count; i++)
+                if (v->items[i] == old)
+                    PLGI_STORE(v->items[i], neu);
+        }
+        neu->seq = old->seq; /* keeps its place among equal priorities */
+        PLGI_STORE(neu->unregistered, 0);
+    }
+    pthread_mutex_unlock(&reg->lock);
+
+    /* 6 */
+    t0 = plgi_now_ms();
+    __atomic_store_n(&old->cold->retired, 1, __ATOMIC_SEQ_CST);
+    {
+        unsigned spins = 0;
+        while (__atomic_load_n(&old->cold->leases, __ATOMIC_SEQ_CST) != 0) {
+            if (opt.drain_timeout_ms != 0 && plgi_now_ms() - t0 >= opt.drain_timeout_ms) {
+                int held = __atomic_load_n(&old->cold->leases, __ATOMIC_SEQ_CST);
+                r = plgi_fail(reg, PLG_ERR_TIMEOUT,
+                              "reloaded %s/%s: version %s is in service, but %d caller%s still "
+                              "held version %s after %lu ms; it was left started and out of "
+                              "lookups (plg_stop and plg_shutdown it once they are gone)",
+                              old->desc.type, old->desc.name, neu->desc.version, held,
+                              held == 1 ? "" : "s", old->desc.version,
+                              (unsigned long)opt.drain_timeout_ms);
+                pthread_mutex_lock(&reg->lock);
+                PLGI_STORE(old->unregistered, 1);
+                pthread_mutex_unlock(&reg->lock);
+                if (out != NULL)
+                    *out = neu;
+                goto done;
+            }
+            if (spins < 100) {
+                spins++;
+                sched_yield();
+            } else {
+                plgi_sleep_ms(1);
+            }
+        }
+    }
+
+    /* 7 */
+    pthread_mutex_lock(&old->lock);
+    if (PLGI_LOAD(old->state) == PLG_STATE_STARTED && plgi_stop_locked(old) != PLG_OK)
+        plgi_log(reg, PLG_LOG_WARN, "reload of %s/%s: the old version %s failed to stop: %s",
+                 old->desc.type, old->desc.name, old->desc.version, old->cold->failure);
+    s = PLGI_LOAD(old->state);
+    if (s != PLG_STATE_SHUT_DOWN && s != PLG_STATE_REGISTERED)
+        plgi_shutdown_locked(old);
+    pthread_mutex_unlock(&old->lock);
+    pthread_mutex_lock(&reg->lock);
+    PLGI_STORE(old->unregistered, 1);
+    pthread_mutex_unlock(&reg->lock);
+    plgi_log(reg, PLG_LOG_INFO, "reloaded %s/%s from %s: %s -> %s (old version drained in %lu ms)",
+             old->desc.type, old->desc.name, from, old->desc.version, neu->desc.version,
+             (unsigned long)(plgi_now_ms() - t0));
+    if (out != NULL)
+        *out = neu;
+    r = PLG_OK;
+    goto done;
+
+rollback:
+    r = plgi_fail(reg, r, "reload of %s/%s from %s failed at %s%s%s: %s; version %s stays in "
+                  "service",
+                  old->desc.type, old->desc.name, from, step, neu != NULL ? " of version " : "",
+                  neu != NULL ? neu->desc.version : "", why, old->desc.version);
+    plgi_log(reg, PLG_LOG_WARN, "%s", plg_errmsg(reg));
+done:
+    pthread_mutex_unlock(&reg->lifecycle_lock);
+    plgi_strfree(reg, json);
+    plgi_strfree(reg, from);
+    return r;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   Registry description (JSON) for documentation generators
+   ------------------------------------------------------------------------------------------- */
+
+#define PLGI_DESCRIBE_FORMAT "plugin-registry-description"
+#define PLGI_DESCRIBE_VERSION 1
+
+/* A JSON string, or null for NULL. */
+static void plgi_out_json_text(plgi_out *o, const char *s)
+{
+    if (s == NULL)
+        plgi_out_str(o, "null");
+    else
+        plgi_out_json_string(o, s, strlen(s));
+}
+
+static void plgi_out_json_number(plgi_out *o, long long v)
+{
+    char num[32];
+    plgi_format(num, sizeof num, "%lld", v);
+    plgi_out_str(o, num);
+}
+
+/* A newline and the indentation of depth levels (two spaces each). */
+static void plgi_out_indent(plgi_out *o, int depth)
+{
+    plgi_out_put(o, "\n", 1);
+    while (depth-- > 0)
+        plgi_out_put(o, "  ", 2);
+}
+
+/* `"name": ` at the given depth, after a comma unless it is the object's first member. */
+static void plgi_out_member(plgi_out *o, int depth, int first, const char *name)
+{
+    if (!first)
+        plgi_out_put(o, ",", 1);
+    plgi_out_indent(o, depth);
+    plgi_out_json_string(o, name, strlen(name));
+    plgi_out_put(o, ": ", 2);
+}
+
+static const char *plgi_describe_type(plg_config_type type)
+{
+    switch (type) {
+    case PLG_CONFIG_STRING:
+        return "string";
+    case PLG_CONFIG_INTEGER:
+        return "integer";
+    case PLG_CONFIG_BOOLEAN:
+        return "boolean";
+    case PLG_CONFIG_NUMBER:
+        return "number";
+    case PLG_CONFIG_DURATION:
+        return "duration";
+    }
+    return "unknown"; /* not reachable: plg_register checks the schema */
+}
+
+static void plgi_describe_key(plgi_out *o, const plg_config_key *k, int depth)
+{
+    int secret = (k->flags & PLG_KEY_SECRET) != 0;
+    size_t i;
+    plgi_out_put(o, "{", 1);
+    plgi_out_member(o, depth + 1, 1, "key");
+    plgi_out_json_text(o, k->key);
+    plgi_out_member(o, depth + 1, 0, "type");
+    plgi_out_json_text(o, plgi_describe_type(k->type));
+    plgi_out_member(o, depth + 1, 0, "required");
+    plgi_out_str(o, (k->flags & PLG_KEY_REQUIRED) ? "true" : "false");
+    plgi_out_member(o, depth + 1, 0, "secret");
+    plgi_out_str(o, secret ? "true" : "false");
+    plgi_out_member(o, depth + 1, 0, "default");
+    plgi_out_json_text(o, k->default_value == NULL ? NULL : secret ? "<redacted>" : k->default_value);
+    plgi_out_member(o, depth + 1, 0, "min");
+    plgi_out_json_text(o, k->min);
+    plgi_out_member(o, depth + 1, 0, "max");
+    plgi_out_json_text(o, k->max);
+    plgi_out_member(o, depth + 1, 0, "allowed");
+    if (secret || k->allowed == NULL || k->allowed_count == 0) {
+        plgi_out_str(o, "null");
+    } else {
+        plgi_out_put(o, "[", 1);
+        for (i = 0; i < k->allowed_count; i++) {
+            if (i > 0)
+                plgi_out_put(o, ", ", 2);
+            plgi_out_json_text(o, k->allowed[i]);
+        }
+        plgi_out_put(o, "]", 1);
+    }
+    plgi_out_member(o, depth + 1, 0, "description");
+    plgi_out_json_text(o, k->description);
+    plgi_out_indent(o, depth);
+    plgi_out_put(o, "}", 1);
+}
+
+static void plgi_describe_plugin(plgi_out *o, const plg_plugin *p, int depth)
+{
+    const plg_descriptor *d = &p->desc;
+    size_t i;
+    plgi_out_put(o, "{", 1);
+    plgi_out_member(o, depth + 1, 1, "type");
+    plgi_out_json_text(o, d->type);
+    plgi_out_member(o, depth + 1, 0, "name");
+    plgi_out_json_text(o, d->name);
+    plgi_out_member(o, depth + 1, 0, "version");
+    plgi_out_json_text(o, d->version);
+    plgi_out_member(o, depth + 1, 0, "description");
+    plgi_out_json_text(o, d->description);
+    plgi_out_member(o, depth + 1, 0, "state");
+    plgi_out_json_text(o, plg_state_name(plg_plugin_state(p)));
+    plgi_out_member(o, depth + 1, 0, "priority");
+    plgi_out_json_number(o, (long long)d->priority);
+
+    plgi_out_member(o, depth + 1, 0, "capabilities");
+    plgi_out_put(o, "[", 1);
+    for (i = 0; d->capabilities != NULL && i < d->capability_count; i++) {
+        if (i > 0)
+            plgi_out_put(o, ", ", 2);
+        plgi_out_json_text(o, d->capabilities[i]);
+    }
+    plgi_out_put(o, "]", 1);
+
+    plgi_out_member(o, depth + 1, 0, "host_api_range");
+    plgi_out_json_text(o, d->host_api_range != NULL && d->host_api_range[0] ? d->host_api_range
+                                                                             : NULL);
+
+    plgi_out_member(o, depth + 1, 0, "dependencies");
+    plgi_out_put(o, "[", 1);
+    for (i = 0; d->dependencies != NULL && i < d->dependency_count; i++) {
+        const plg_dependency *dep = &d->dependencies[i];
+        if (i > 0)
+            plgi_out_put(o, ",", 1);
+        plgi_out_indent(o, depth + 2);
+        plgi_out_put(o, "{", 1);
+        plgi_out_member(o, depth + 3, 1, "type");
+        plgi_out_json_text(o, dep->type != NULL ? dep->type : d->type); /* NULL: its own type */
+        plgi_out_member(o, depth + 3, 0, "name");
+        plgi_out_json_text(o, dep->name);
+        plgi_out_member(o, depth + 3, 0, "range");
+        plgi_out_json_text(o, dep->range != NULL && dep->range[0] ? dep->range : NULL);
+        plgi_out_member(o, depth + 3, 0, "optional");
+        plgi_out_str(o, dep->optional ? "true" : "false");
+        plgi_out_indent(o, depth + 2);
+        plgi_out_put(o, "}", 1);
+    }
+    if (i > 0)
+        plgi_out_indent(o, depth + 1);
+    plgi_out_put(o, "]", 1);
+
+    plgi_out_member(o, depth + 1, 0, "interface");
+    if (d->provides.id == NULL) {
+        plgi_out_str(o, "null");
+    } else {
+        plgi_out_put(o, "{", 1);
+        plgi_out_member(o, depth + 2, 1, "id");
+        plgi_out_json_text(o, d->provides.id);
+        plgi_out_member(o, depth + 2, 0, "abi_version");
+        plgi_out_json_number(o, (long long)d->provides.abi_version);
+        plgi_out_member(o, depth + 2, 0, "struct_size");
+        plgi_out_json_number(o, (long long)d->provides.struct_size);
+        plgi_out_indent(o, depth + 1);
+        plgi_out_put(o, "}", 1);
+    }
+
+    plgi_out_member(o, depth + 1, 0, "library");
+    plgi_out_json_text(o, plg_plugin_library(p));
+
+    plgi_out_member(o, depth + 1, 0, "config");
+    plgi_out_put(o, "[", 1);
+    for (i = 0; d->config_schema != NULL && i < d->config_key_count; i++) {
+        if (i > 0)
+            plgi_out_put(o, ",", 1);
+        plgi_out_indent(o, depth + 2);
+        plgi_describe_key(o, &d->config_schema[i], depth + 2);
+    }
+    if (i > 0)
+        plgi_out_indent(o, depth + 1);
+    plgi_out_put(o, "]", 1);
+    plgi_out_indent(o, depth);
+    plgi_out_put(o, "}", 1);
+}
+
+PLGI_DEF size_t plg_registry_describe_json(plg_registry *reg, char *buf, size_t size)
+{
+    plgi_out o;
+    plg_plugin *p;
+    size_t count = 0;
+    o.buf = buf;
+    o.size = size;
+    o.len = 0;
+    if (reg == NULL) {
+        if (buf != NULL && size > 0)
+            buf[0] = '\0';
+        return 0;
+    }
+    plgi_out_put(&o, "{", 1);
+    plgi_out_member(&o, 1, 1, "format");
+    plgi_out_json_text(&o, PLGI_DESCRIBE_FORMAT);
+    plgi_out_member(&o, 1, 0, "format_version");
+    plgi_out_json_number(&o, PLGI_DESCRIBE_VERSION);
+    plgi_out_member(&o, 1, 0, "registry");
+    plgi_out_put(&o, "{", 1);
+    plgi_out_member(&o, 2, 1, "library_version");
+    plgi_out_json_text(&o, PLG_VERSION_STRING);
+    plgi_out_member(&o, 2, 0, "host_api_version");
+    plgi_out_json_text(&o, reg->host_api_text);
+    plgi_out_indent(&o, 1);
+    plgi_out_put(&o, "}", 1);
+    plgi_out_member(&o, 1, 0, "plugins");
+    plgi_out_put(&o, "[", 1);
+    /* Every node ever registered, in registration order; those still in lookups are listed
+       (not unregistered, and the version the index holds: a reloaded plugin's retired
+       predecessor is left out). */
+    for (p = PLGI_LOAD(reg->first); p != NULL; p = PLGI_LOAD(p->next)) {
+        if (PLGI_LOAD(p->unregistered) ||
+            plgi_table_find(PLGI_LOAD(reg->table), p->hash, p->desc.type, p->desc.name) != p)
+            continue;
+        if (count++ > 0)
+            plgi_out_put(&o, ",", 1);
+        plgi_out_indent(&o, 2);
+        plgi_describe_plugin(&o, p, 2);
+    }
+    if (count > 0)
+        plgi_out_indent(&o, 1);
+    plgi_out_put(&o, "]", 1);
+    plgi_out_indent(&o, 0);
+    plgi_out_put(&o, "}\n", 2);
+    if (buf != NULL && size > 0)
+        buf[o.len < size ? o.len : size - 1] = '\0';
+    return o.len;
+}
 
 #endif /* PLUGIN_REGISTRY_IMPLEMENTATION */
 

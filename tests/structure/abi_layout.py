@@ -70,6 +70,7 @@ UPDATE_CMD = "python3 tests/structure/abi_layout.py --update"
 HEADERS = [
     ("plugin_registry.h", "PLG_VERSION_MAJOR"),
     ("persistence.h", "PERS_VERSION_MAJOR"),
+    ("plugin_isolation.h", "PLGISO_VERSION_MAJOR"),
 ]
 # Structs that carry their own ABI version, and the macro of it. Besides these, a struct with an
 # `abi_version` field has its own version when the macro its name implies is defined:
@@ -78,6 +79,7 @@ OWN_VERSION = {
     "plg_descriptor": "PLG_DESCRIPTOR_ABI_VERSION",
     "pers_backend_vtable": "PERS_BACKEND_ABI_VERSION",
     "pers_open_args": "PERS_OPEN_ARGS_ABI_VERSION",
+    "plg_library_abi": "PLG_LIBRARY_ABI_VERSION",
 }
 # Version macros recorded besides the ones above: every *_ABI_VERSION / *_ABI_MIN / *_VERSION_MAJOR
 # macro #defined in the declarations part of a header.

@@ -22,6 +22,7 @@ WARN="-Wall -Wextra -Wpedantic -Werror"
 # | one public function to call from the link test
 HEADERS=(
   "plugin_registry.h|PLUGIN_REGISTRY_IMPLEMENTATION|plg_|plg_version"
+  "plugin_isolation.h|PLUGIN_ISOLATION_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|plgiso_ plg_|plgiso_version"
   "persistence.h|PERSISTENCE_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|pers_ plg_|pers_version"
   "backends/memory.h|PERSISTENCE_MEMORY_IMPLEMENTATION PERSISTENCE_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|pers_ plg_|pers_memory_register"
   "tests/contract/plugin_contract.h|PLUGIN_CONTRACT_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|plg_|plg_contract_run"

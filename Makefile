@@ -21,17 +21,36 @@ LIBS    := -pthread -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 20
 
-HEADERS := $(wildcard *.h backends/*.h tests/contract/*.h examples/plugins/*.h) tests/test.h
+HEADERS := $(wildcard *.h backends/*.h tests/contract/*.h examples/plugins/*.h tests/redis/*.h) \
+           tests/test.h
+
+# Optional backends need a C library (Redis also a server). Without it, make test skips that
+# backend's tests and says so with the install command; in CI (CI=true) a missing one fails.
+have_c_lib = $(shell printf '\043include <$(1)>\nint main(void) { return 0; }\n' | \
+               $(CC) -x c - -o /dev/null $(2) >/dev/null 2>&1 && echo yes)
+REDIS_PKGS    := libhiredis-dev redis-server
+REDIS_ENABLED := $(if $(and $(call have_c_lib,hiredis/hiredis.h,-lhiredis),\
+                            $(shell command -v redis-server)),yes)
+REDIS_SRC     := $(if $(REDIS_ENABLED),$(wildcard tests/redis/test_*.c))
+# $(call require_optional,ENABLED,WHAT,PKGS): a recipe line that skips loudly or fails in CI.
+require_optional = if [ -z "$(1)" ]; then \
+	  if [ "$$CI" = "true" ]; then \
+	    echo "FAIL $(2) needs $(3), which CI must install: apt-get install $(3)"; exit 1; fi; \
+	  echo "*** SKIPPED: $(2): $(3) not installed; to run them: apt-get install $(3) ***"; fi
+
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 CONTRACT_SRC := $(wildcard tests/contract/test_*.c)
 DYNAMIC_SRC  := $(wildcard tests/dynamic/test_*.c)
 # The concurrency tests: every test program that starts threads runs under TSan too.
-THREAD_SRC   := $(shell grep -l pthread_create $(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC) /dev/null)
+THREAD_SRC   := $(shell grep -l pthread_create $(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC) \
+                                            $(REDIS_SRC) /dev/null)
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-BENCH_SRC    := $(wildcard bench/bench_*.c)
+BENCH_SRC    := $(filter-out $(if $(REDIS_ENABLED),,bench/bench_redis_backend.c),\
+                  $(wildcard bench/bench_*.c))
 
-TEST_BINS   := $(patsubst tests/%.c,$(BUILD)/test/%,$(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC))
-ASAN_BINS   := $(patsubst tests/%.c,$(BUILD)/asan/%,$(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC))
+ALL_TEST_SRC := $(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC) $(REDIS_SRC)
+TEST_BINS   := $(patsubst tests/%.c,$(BUILD)/test/%,$(ALL_TEST_SRC))
+ASAN_BINS   := $(patsubst tests/%.c,$(BUILD)/asan/%,$(ALL_TEST_SRC))
 TSAN_BINS   := $(patsubst tests/%.c,$(BUILD)/tsan/%,$(THREAD_SRC))
 REPLAY_BINS := $(patsubst %,$(BUILD)/replay/%,$(FUZZ_TARGETS))
 ASAN_REPLAY := $(patsubst %,$(BUILD)/asan/replay/%,$(FUZZ_TARGETS))
@@ -46,10 +65,12 @@ run_list = $(foreach t,$(1),$(t) --next) \
 all: $(TEST_BINS)
 
 test: $(TEST_BINS) $(REPLAY_BINS)
+	@$(call require_optional,$(REDIS_ENABLED),the Redis backend's tests,$(REDIS_PKGS))
 	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh --next tests/structure/static_archive.sh --next tests/structure/install.sh --next tests/structure/examples.sh --next python3 tests/structure/abi_layout.py \
 	  --next python3 tests/gen/test_scaffold.py --next tests/gen/render_and_build.sh
 
 sanitize: $(ASAN_BINS) $(ASAN_REPLAY) $(TSAN_BINS)
+	@$(call require_optional,$(REDIS_ENABLED),the Redis backend's tests,$(REDIS_PKGS))
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	 tests/run.sh $(call run_list,$(ASAN_BINS) $(TSAN_BINS),$(ASAN_REPLAY))
@@ -99,6 +120,9 @@ clean:
 # tests compile those plugins themselves at run time with $$CC.
 $(BUILD)/test/dynamic/% $(BUILD)/asan/dynamic/% $(BUILD)/tsan/dynamic/%: LIBS += -rdynamic
 $(BUILD)/bench/bench_dynamic_plugins: LIBS += -rdynamic
+# The Redis backend links hiredis.
+$(BUILD)/test/redis/% $(BUILD)/asan/redis/% $(BUILD)/tsan/redis/%: LIBS += -lhiredis
+$(BUILD)/bench/bench_redis_backend: LIBS += -lhiredis
 
 $(BUILD)/test/%: tests/%.c $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -19,11 +19,12 @@ fail=0
 WARN="-Wall -Wextra -Wpedantic -Werror"
 
 # header | implementation macros (its own first, then its dependencies') | allowed symbol prefixes
-# | one public function to call from the link test
+# | one public function to call from the link test | libraries its implementation links with
 HEADERS=(
   "plugin_registry.h|PLUGIN_REGISTRY_IMPLEMENTATION|plg_|plg_version"
   "plugin_isolation.h|PLUGIN_ISOLATION_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|plgiso_ plg_|plgiso_version"
   "persistence.h|PERSISTENCE_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|pers_ plg_|pers_version"
+  "backends/redis.h|PERSISTENCE_REDIS_IMPLEMENTATION PERSISTENCE_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|pers_ plg_|pers_redis_register|-lhiredis"
   "backends/memory.h|PERSISTENCE_MEMORY_IMPLEMENTATION PERSISTENCE_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|pers_ plg_|pers_memory_register"
   "tests/contract/plugin_contract.h|PLUGIN_CONTRACT_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|plg_|plg_contract_run"
   "tests/contract/persistence_contract.h|PERSISTENCE_CONTRACT_IMPLEMENTATION PERSISTENCE_MEMORY_IMPLEMENTATION PERSISTENCE_IMPLEMENTATION PLUGIN_REGISTRY_IMPLEMENTATION|pers_ plg_|pers_contract_run"
@@ -47,9 +48,29 @@ check() { # name, command...
 
 defines_for() { local m; for m in $1; do echo "#define $m"; done; }
 
+# A header whose library is missing is skipped loudly, except in CI, where it must be there.
+lib_present() { # -lfoo ...
+  local l
+  for l in "$@"; do
+    echo 'int main(void) { return 0; }' | gcc -x c - -o /dev/null "$l" >/dev/null 2>&1 || return 1
+  done
+}
+
 all_macros=""
+all_libs=""
+included=()
 for entry in "${HEADERS[@]}"; do
-  IFS='|' read -r header macros prefixes fn <<<"$entry"
+  IFS='|' read -r header macros prefixes fn libs <<<"$entry"
+  if [ -n "$libs" ] && ! lib_present $libs; then
+    if [ "${CI:-}" = "true" ]; then
+      fail=$((fail + 1)); echo "FAIL $header: its libraries ($libs) are missing in CI"
+    else
+      echo "*** SKIPPED: $header: its libraries ($libs) are not installed ***"
+    fi
+    continue
+  fi
+  all_libs="$all_libs $libs"
+  included+=("$header")
   all_macros="$all_macros $macros"
   tag=$(echo "$header" | tr '/.' '__')
 
@@ -60,7 +81,7 @@ for entry in "${HEADERS[@]}"; do
   for cc in "${COMPILERS[@]}"; do
     label=$(echo "$cc" | cut -d' ' -f1-2)
     check "$header declarations, included twice ($label)" $cc $WARN -I"$root" -c "$tmp/$tag-decl.c" -o "$tmp/o"
-    check "$header implementation, before and after the macro, links ($label)" $cc $WARN -I"$root" "$tmp/$tag-impl.c" -o "$tmp/impl-prog" -pthread -lm
+    check "$header implementation, before and after the macro, links ($label)" $cc $WARN -I"$root" "$tmp/$tag-impl.c" -o "$tmp/impl-prog" -pthread -lm $libs
   done
 
   # Link: two user TUs, one implementation TU.
@@ -75,7 +96,7 @@ for entry in "${HEADERS[@]}"; do
     for f in tu1 tu2; do $ucc $WARN -I"$root" -c "$tmp/$tag-$f.c" -o "$tmp/$tag-$f.o" || return 1; done
     $ucc $WARN -I"$root" -c "$tmp/$tag-main.c" -o "$tmp/$tag-main.o" || return 1
     $icc $WARN -I"$root" -c "$tmp/$tag-implonly.c" -o "$tmp/$tag-implonly.o" || return 1
-    $ld "$tmp/$tag-tu1.o" "$tmp/$tag-tu2.o" "$tmp/$tag-main.o" "$tmp/$tag-implonly.o" -o "$tmp/$tag-prog" -pthread -lm || return 1
+    $ld "$tmp/$tag-tu1.o" "$tmp/$tag-tu2.o" "$tmp/$tag-main.o" "$tmp/$tag-implonly.o" -o "$tmp/$tag-prog" -pthread -lm $libs || return 1
     "$tmp/$tag-prog"
   }
   export -f link_c 2>/dev/null
@@ -95,10 +116,10 @@ done
 
 # Every implementation in one translation unit (each macro once).
 { for m in $(echo "$all_macros" | tr ' ' '\n' | awk 'NF && !seen[$0]++'); do echo "#define $m"; done
-  for entry in "${HEADERS[@]}"; do echo "#include \"${entry%%|*}\""; done
+  for h in "${included[@]}"; do echo "#include \"$h\""; done
   echo 'int main(void) { return 0; }'; } >"$tmp/all.c"
 for cc in "gcc -std=c99 -x c" "clang++ -std=c++17 -x c++"; do
-  check "every implementation in one TU ($(echo "$cc" | cut -d' ' -f1-2))" $cc $WARN -I"$root" "$tmp/all.c" -o "$tmp/all" -pthread -lm
+  check "every implementation in one TU ($(echo "$cc" | cut -d' ' -f1-2))" $cc $WARN -I"$root" "$tmp/all.c" -o "$tmp/all" -pthread -lm $all_libs
 done
 
 echo

@@ -32,20 +32,24 @@ REDIS_PKGS    := libhiredis-dev redis-server
 REDIS_ENABLED := $(if $(and $(call have_c_lib,hiredis/hiredis.h,-lhiredis),\
                             $(shell command -v redis-server)),yes)
 REDIS_SRC     := $(if $(REDIS_ENABLED),$(wildcard tests/redis/test_*.c))
+SQLITE_PKGS    := libsqlite3-dev
+SQLITE_ENABLED := $(call have_c_lib,sqlite3.h,-lsqlite3)
+SQLITE_SRC     := $(wildcard tests/unit/test_sqlite_*.c)
 # $(call require_optional,ENABLED,WHAT,PKGS): a recipe line that skips loudly or fails in CI.
 require_optional = if [ -z "$(1)" ]; then \
 	  if [ "$$CI" = "true" ]; then \
 	    echo "FAIL $(2) needs $(3), which CI must install: apt-get install $(3)"; exit 1; fi; \
 	  echo "*** SKIPPED: $(2): $(3) not installed; to run them: apt-get install $(3) ***"; fi
 
-UNIT_SRC     := $(wildcard tests/unit/test_*.c)
+UNIT_SRC     := $(filter-out $(if $(SQLITE_ENABLED),,$(SQLITE_SRC)),$(wildcard tests/unit/test_*.c))
 CONTRACT_SRC := $(wildcard tests/contract/test_*.c)
 DYNAMIC_SRC  := $(wildcard tests/dynamic/test_*.c)
 # The concurrency tests: every test program that starts threads runs under TSan too.
 THREAD_SRC   := $(shell grep -l pthread_create $(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC) \
                                             $(REDIS_SRC) /dev/null)
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-BENCH_SRC    := $(filter-out $(if $(REDIS_ENABLED),,bench/bench_redis_backend.c),\
+BENCH_SRC    := $(filter-out $(if $(REDIS_ENABLED),,bench/bench_redis_backend.c) \
+                             $(if $(SQLITE_ENABLED),,bench/bench_sqlite_backend.c),\
                   $(wildcard bench/bench_*.c))
 
 ALL_TEST_SRC := $(UNIT_SRC) $(CONTRACT_SRC) $(DYNAMIC_SRC) $(REDIS_SRC)
@@ -66,11 +70,13 @@ all: $(TEST_BINS)
 
 test: $(TEST_BINS) $(REPLAY_BINS)
 	@$(call require_optional,$(REDIS_ENABLED),the Redis backend's tests,$(REDIS_PKGS))
+	@$(call require_optional,$(SQLITE_ENABLED),the SQLite backend's tests,$(SQLITE_PKGS))
 	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh --next tests/structure/static_archive.sh --next tests/structure/install.sh --next tests/structure/examples.sh --next python3 tests/structure/abi_layout.py \
 	  --next python3 tests/gen/test_scaffold.py --next tests/gen/render_and_build.sh
 
 sanitize: $(ASAN_BINS) $(ASAN_REPLAY) $(TSAN_BINS)
 	@$(call require_optional,$(REDIS_ENABLED),the Redis backend's tests,$(REDIS_PKGS))
+	@$(call require_optional,$(SQLITE_ENABLED),the SQLite backend's tests,$(SQLITE_PKGS))
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	 tests/run.sh $(call run_list,$(ASAN_BINS) $(TSAN_BINS),$(ASAN_REPLAY))
@@ -123,6 +129,10 @@ $(BUILD)/bench/bench_dynamic_plugins: LIBS += -rdynamic
 # The Redis backend links hiredis.
 $(BUILD)/test/redis/% $(BUILD)/asan/redis/% $(BUILD)/tsan/redis/%: LIBS += -lhiredis
 $(BUILD)/bench/bench_redis_backend: LIBS += -lhiredis
+# The SQLite backend links libsqlite3.
+$(BUILD)/test/unit/test_sqlite_% $(BUILD)/asan/unit/test_sqlite_% \
+$(BUILD)/tsan/unit/test_sqlite_%: LIBS += -lsqlite3
+$(BUILD)/bench/bench_sqlite_backend: LIBS += -lsqlite3
 
 $(BUILD)/test/%: tests/%.c $(HEADERS)
 	@mkdir -p $(dir $@)

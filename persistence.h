@@ -657,7 +657,9 @@ PERS_API pers_result pers_open(plg_registry *reg, const char *provider, const ch
                                const pers_store_desc *desc, pers_store **out);
 /* pers_open with PERSISTENCE_PROVIDER and PERSISTENCE_CONFIG from the environment. With no
    provider set (absent or empty), the embedded default: "sqlite" when a plugin by that name is
-   registered, else "memory". */
+   registered, else "memory". When the default is "sqlite" and PERSISTENCE_CONFIG is not set
+   either, its database is the file persistence.sqlite in $PERSISTENCE_DIR, else $TMPDIR, else
+   /tmp. */
 PERS_API pers_result pers_open_env(plg_registry *reg, const pers_store_desc *desc,
                                    pers_store **out);
 /* Opens a store straight on a vtable, without a registry (tests, benchmarks, embedding).
@@ -1927,7 +1929,7 @@ PERSI_DEF pers_result pers_open_env(plg_registry *reg, const pers_store_desc *de
 {
     const char *provider = getenv("PERSISTENCE_PROVIDER");
     const char *config = getenv("PERSISTENCE_CONFIG");
-    char inner[PERSI_ERRMSG_SIZE], pv[64];
+    char inner[PERSI_ERRMSG_SIZE], pv[64], default_config[1200];
     pers_store_desc d;
     plg_plugin *probe = NULL;
     pers_result rc;
@@ -1946,6 +1948,29 @@ PERSI_DEF pers_result pers_open_env(plg_registry *reg, const pers_store_desc *de
     if (!from_env)
         provider = plg_find(reg, PERS_PLUGIN_TYPE, "sqlite", &probe) == PLG_OK ? "sqlite"
                                                                                 : "memory";
+    if (!from_env && strcmp(provider, "sqlite") == 0 && (config == NULL || config[0] == '\0')) {
+        /* The embedded default with nothing configured: a file in a given or temporary dir. */
+        const char *dir = getenv("PERSISTENCE_DIR");
+        size_t i, n = 0;
+        if (dir == NULL || dir[0] == '\0')
+            dir = getenv("TMPDIR");
+        if (dir == NULL || dir[0] == '\0')
+            dir = "/tmp";
+        n += (size_t)snprintf(default_config, sizeof default_config, "{\"path\":\"");
+        for (i = 0; dir[i] != '\0' && n + 4 < sizeof default_config; i++) {
+            if (dir[i] == '"' || dir[i] == '\\')
+                default_config[n++] = '\\';
+            default_config[n++] = (unsigned char)dir[i] < 0x20 ? '_' : dir[i];
+        }
+        default_config[n] = '\0';
+        if (n + 32 >= sizeof default_config) {
+            persi_open_message(desc, "pers_open_env: the directory for the default database is "
+                                     "too long");
+            return PERS_ERR_CONFIG;
+        }
+        snprintf(default_config + n, sizeof default_config - n, "/persistence.sqlite\"}");
+        config = default_config;
+    }
     if (desc != NULL)
         d = *desc;
     else

@@ -36,14 +36,24 @@
 
    DATA STRUCTURES AND COSTS (n: tasks in the queue concerned)
    =========================
-   Per (tenant, queue): a binary heap of ready tasks (priority descending, then enqueue sequence
-   ascending, S3), a heap of scheduled tasks by due time and a heap of leased tasks by lease
-   expiry, plus the dead and the finished tasks in lists ordered by finishing time. Hash maps:
-   (tenant, task id) -> task, (tenant, queue, idempotency key) -> task, (tenant, queue) ->
-   queue, (tenant, worker, queue) -> subscription. enqueue, claim (per task), extend_lease,
-   abandon, nack, complete, get_task: O(log n) plus the due promotions and expiry reclaims they
-   apply (each O(log n)). Heaps reserve room for every live task at enqueue, so no state change
-   after an enqueue can fail for lack of memory. Subscription lists scan every subscription.
+   Per (tenant, queue): the ready tasks in two parts that together keep the order of S3: a FIFO
+   list of the tasks enqueued ready with the priority of the list (their sequence numbers are
+   the newest, so their place is its end; a claim takes its head without sifting anything),
+   and a heap of every other ready task (other priorities, promotions, retries, requeues);
+   a heap of scheduled tasks by due time and a heap of leased tasks by lease expiry; the dead
+   and the finished tasks in lists ordered by finishing time. The heaps are 4-ary, of 16-byte
+   entries that carry the task's sort key, so that sifting compares entries without touching
+   the tasks and a node's four children share one cache line. Hash maps: (tenant, task id) ->
+   task and (tenant, queue, idempotency key) -> task by open addressing, (hash, task) pairs in
+   one array, so a lookup reads consecutive slots and touches a task only on a full-hash match;
+   (tenant, queue) -> queue and (tenant, worker, queue) -> subscription, chained. A small
+   direct-mapped cache from recent lease tokens to their tasks serves the worker operations
+   without a probe of the tasks map. A task's fields, id, key and a payload under 256 bytes
+   share one allocation. enqueue, claim (per task), extend_lease, abandon, nack, complete,
+   get_task: O(log n) plus the due promotions and expiry reclaims they apply (each O(log n));
+   a claim from the FIFO list and an enqueue to it are O(1). Heaps and maps reserve their room
+   before anything changes, so no state change after an enqueue can fail for lack of memory.
+   Subscription lists scan every subscription.
 
    THREAD SAFETY
    =============
@@ -112,6 +122,31 @@ extern "C" {
 #define PMEMI_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 #define PMEMI_DEFAULT_MAX_PAYLOAD 1048576u
 #define PMEMI_INITIAL_BUCKETS 64u
+#define PMEMI_INSIDE_PAYLOAD 256u  /* payloads shorter than this live in the task's block */
+#define PMEMI_LEASE_CACHE 1024u    /* entries of pmemi_store.lease_cache, a power of two */
+#define PMEMI_CLEANUP_AHEAD 8u     /* tasks whose map slots a cleanup prefetches in advance */
+#if defined(__GNUC__) || defined(__clang__)
+/* The tasks map's slot array and size are also read without the lock, to prefetch the slot
+   an enqueue is about to check while the lock is awaited: they are stored with relaxed atomics
+   and read so, and a stale pair only prefetches a useless line (a prefetch never faults). */
+#define PMEMI_PUBLISH(lvalue, value) __atomic_store_n(&(lvalue), (value), __ATOMIC_RELAXED)
+#define PMEMI_PREFETCH_SLOT_UNLOCKED(m, hash)                                                      \
+    do {                                                                                           \
+        uintptr_t pmemi_base_ = (uintptr_t)__atomic_load_n(&(m)->slots, __ATOMIC_RELAXED);         \
+        size_t pmemi_cap_ = __atomic_load_n(&(m)->cap, __ATOMIC_RELAXED);                          \
+        if (pmemi_base_ != 0 && pmemi_cap_ != 0)                                                   \
+            PMEMI_PREFETCH((const void *)(pmemi_base_ + ((size_t)(hash) & (pmemi_cap_ - 1)) *      \
+                                                            sizeof(pmemi_slot)));                  \
+    } while (0)
+#else
+#define PMEMI_PUBLISH(lvalue, value) ((lvalue) = (value))
+#define PMEMI_PREFETCH_SLOT_UNLOCKED(m, hash) ((void)(m), (void)(hash))
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define PMEMI_PREFETCH(addr) __builtin_prefetch((addr), 1, 3)
+#else
+#define PMEMI_PREFETCH(addr) ((void)(addr))
+#endif
 
 /* ---------------------------------------------------------------------------------------------
    Types
@@ -132,13 +167,36 @@ typedef struct pmemi_map {
 typedef struct pmemi_task pmemi_task;
 typedef struct pmemi_queue pmemi_queue;
 
-enum { PMEMI_HEAP_READY = 0, PMEMI_HEAP_SCHEDULED = 1, PMEMI_HEAP_LEASED = 2 };
+/* A heap entry carries its task's sort key, so that sifting compares entries without touching
+   the tasks: a 4-ary heap of 16-byte entries, laid out so that the four children of a node
+   share one 64-byte line (items[1..4], items[5..8], ... each start a line). Smaller key first;
+   equal keys fall back to the enqueue sequence. */
+typedef struct pmemi_entry {
+    uint64_t key;
+    pmemi_task *t;
+} pmemi_entry;
 
 typedef struct pmemi_heap {
-    pmemi_task **items;
+    pmemi_entry *items;        /* inside block, aligned as above */
+    void *block;               /* as allocated, block_size bytes */
+    size_t block_size;
     size_t count, cap;
-    int kind;
+    int track;                 /* keep each task's heap_pos (removal anywhere: the leased heap) */
 } pmemi_heap;
+
+/* Open-addressing (linear probing) map of tasks: (hash, task) pairs in one array, so a lookup
+   or a removal reads consecutive slots and touches a task only when the full hash matches.
+   The capacity is a power of two, at least twice the count; removal shifts back (no
+   tombstones). */
+typedef struct pmemi_slot {
+    uint64_t hash;
+    pmemi_task *t;             /* NULL: empty */
+} pmemi_slot;
+
+typedef struct pmemi_tmap {
+    pmemi_slot *slots;
+    size_t cap, count;
+} pmemi_tmap;
 
 /* A doubly linked list of tasks ordered by (finished_ms, seq). */
 typedef struct pmemi_list {
@@ -146,27 +204,32 @@ typedef struct pmemi_list {
     size_t count;
 } pmemi_list;
 
+/* The fields a claim and a complete touch first come first (lines 0 and 1 on a 64-bit target),
+   so that a task that has gone cold in a deep queue costs few cache lines; the id, the key and
+   a small payload follow in the same block. */
 struct pmemi_task {
-    pmemi_hnode id_node;       /* (tenant, id) */
-    pmemi_hnode idem_node;     /* (tenant, queue, key), when idem != NULL */
     pmemi_queue *q;
-    pmemi_task *prev, *next;   /* dead or done list */
+    pmemi_task *next;          /* fresh FIFO of the queue, or its dead or done list */
     uint64_t seq;              /* enqueue order (S3) */
     uint64_t token;            /* the last lease token issued (S5) */
-    size_t heap_pos;
-    size_t alloc_size;         /* of this block: struct + id + key */
+    uint64_t id_hash;          /* in the tasks map: (tenant, id) */
+    size_t heap_pos;           /* in the leased heap */
     pers_task_state state;
     int32_t priority;
     uint32_t attempts, max_attempts;
-    int has_result;
-    int64_t created_ms, due_ms, lease_expires_ms, finished_ms;
     char *id;                  /* inside this block */
     char *idem;                /* inside this block, or NULL */
-    void *payload;             /* payload_len + 1 bytes */
+    void *payload;             /* payload_len + 1 bytes: inside this block, or its own */
     size_t payload_len;
     char *last_error;          /* strlen + 1 bytes, or NULL */
+    int64_t created_ms, due_ms, lease_expires_ms, finished_ms;
+    pmemi_task *prev;          /* dead or done list */
     void *result;              /* result_len + 1 bytes when has_result */
     size_t result_len;
+    size_t alloc_size;         /* of this block: struct + id + key (+ payload when inside) */
+    uint64_t idem_hash;        /* in the idempotency map: (tenant, queue, key) */
+    int has_result;
+    int payload_inside;        /* the payload is inside this block, after the id and key */
     char worker[PERS_NAME_MAX + 1];
 };
 
@@ -175,6 +238,13 @@ struct pmemi_queue {
     pmemi_queue *all_next;
     char tenant[PERS_NAME_MAX + 1];
     char name[PERS_NAME_MAX + 1];
+    /* The ready tasks are split in two, in S3 order together: `fresh`, tasks enqueued ready,
+       all of priority fresh_priority, in enqueue order (their sequences are the newest, so a
+       FIFO list keeps the order and a claim takes its head without sifting a heap); and the
+       heap `ready` for every other ready task (other priorities, promotions, retries,
+       requeues). */
+    pmemi_list fresh;          /* linked through next (which only finished tasks use else) */
+    int32_t fresh_priority;
     pmemi_heap ready, scheduled, leased;
     size_t live;               /* scheduled + ready + leased */
     pmemi_list dead;           /* state dead */
@@ -201,9 +271,16 @@ typedef struct pmemi_store {
     uint64_t max_tasks;        /* 0: no limit */
     uint64_t task_count;
     uint64_t seq, token, id_counter, id_prefix;
-    pmemi_map tasks, idem, queues, subs;
+    pmemi_tmap tasks, idem;
+    pmemi_map queues, subs;
     pmemi_queue *queue_list;
     pmemi_sub *sub_head;
+    /* The task each recent lease token went to, at token % PMEMI_LEASE_CACHE: a worker
+       operation finds its task here without a probe of the (large, cold) tasks map. A hint
+       only: an entry counts when the task still carries that token and has the lease's
+       tenant and id. A task is only ever at the index of its current token (pmemi_new_token),
+       so pmemi_task_destroy can clear it. */
+    pmemi_task *lease_cache[PMEMI_LEASE_CACHE];
 } pmemi_store;
 
 /* ---------------------------------------------------------------------------------------------
@@ -254,7 +331,13 @@ static uint64_t pmemi_hash(const char *a, const char *b, const char *c)
         h ^= 0x1f;
         h *= UINT64_C(0x100000001b3);
     }
-    return h ^ (h >> 29);
+    /* FNV's low bits depend only on the low bits of the input; the maps index by the low bits,
+       so finish with a full avalanche (the 64-bit finaliser of MurmurHash3). */
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return h ^ (h >> 33);
 }
 
 static int pmemi_map_init(pmemi_store *s, pmemi_map *m)
@@ -323,33 +406,110 @@ static void pmemi_map_remove(pmemi_map *m, pmemi_hnode *node)
     }
 }
 
-static pmemi_task *pmemi_find_task(pmemi_store *s, const char *tenant, const char *id)
+static int pmemi_tmap_init(pmemi_store *s, pmemi_tmap *m)
 {
-    uint64_t h = pmemi_hash(tenant, id, NULL);
-    pmemi_hnode *n;
-    for (n = pmemi_map_bucket(&s->tasks, h); n != NULL; n = n->next) {
-        pmemi_task *t;
-        if (n->hash != h)
+    m->slots = (pmemi_slot *)pmemi_alloc(s, PMEMI_INITIAL_BUCKETS * sizeof *m->slots);
+    if (m->slots == NULL)
+        return -1;
+    memset(m->slots, 0, PMEMI_INITIAL_BUCKETS * sizeof *m->slots);
+    m->cap = PMEMI_INITIAL_BUCKETS;
+    m->count = 0;
+    return 0;
+}
+
+static void pmemi_tmap_release(pmemi_store *s, pmemi_tmap *m)
+{
+    if (m->slots != NULL)
+        pmemi_free(s, m->slots, m->cap * sizeof *m->slots);
+    PMEMI_PUBLISH(m->slots, (pmemi_slot *)NULL);
+    PMEMI_PUBLISH(m->cap, (size_t)0);
+    m->count = 0;
+}
+
+/* Room for `need` entries at a load of at most 1/2: the only map operation that can fail, so
+   it runs before anything changes. */
+static int pmemi_tmap_reserve(pmemi_store *s, pmemi_tmap *m, size_t need)
+{
+    size_t cap = m->cap, i, mask;
+    pmemi_slot *slots;
+    if (need <= m->cap / 2)
+        return 0;
+    while (cap / 2 < need) {
+        if (cap > ((size_t)-1 / sizeof *slots) / 2)
+            return -1;
+        cap *= 2;
+    }
+    slots = (pmemi_slot *)pmemi_alloc(s, cap * sizeof *slots);
+    if (slots == NULL)
+        return -1;
+    memset(slots, 0, cap * sizeof *slots);
+    mask = cap - 1;
+    for (i = 0; i < m->cap; i++) {
+        size_t j;
+        if (m->slots[i].t == NULL)
             continue;
-        t = PMEMI_CONTAINER(n, pmemi_task, id_node);
-        if (strcmp(t->id, id) == 0 && strcmp(t->q->tenant, tenant) == 0)
+        for (j = (size_t)m->slots[i].hash & mask; slots[j].t != NULL; j = (j + 1) & mask) {
+        }
+        slots[j] = m->slots[i];
+    }
+    pmemi_free(s, m->slots, m->cap * sizeof *m->slots);
+    PMEMI_PUBLISH(m->slots, slots);
+    PMEMI_PUBLISH(m->cap, cap);
+    return 0;
+}
+
+/* After a successful pmemi_tmap_reserve. */
+static void pmemi_tmap_insert(pmemi_tmap *m, pmemi_task *t, uint64_t hash)
+{
+    size_t mask = m->cap - 1, i;
+    PERS_ASSERT(m->count + 1 <= m->cap / 2);
+    for (i = (size_t)hash & mask; m->slots[i].t != NULL; i = (i + 1) & mask) {
+    }
+    m->slots[i].hash = hash;
+    m->slots[i].t = t;
+    m->count++;
+}
+
+/* Removes t, inserted with hash, and shifts the rest of its cluster back into place. */
+static void pmemi_tmap_remove(pmemi_tmap *m, const pmemi_task *t, uint64_t hash)
+{
+    size_t mask = m->cap - 1, i, j;
+    for (i = (size_t)hash & mask; m->slots[i].t != t; i = (i + 1) & mask)
+        PERS_ASSERT(m->slots[i].t != NULL);
+    for (j = (i + 1) & mask; m->slots[j].t != NULL; j = (j + 1) & mask) {
+        size_t home = (size_t)m->slots[j].hash & mask;
+        /* The entry at j may fill the hole at i when its home is not cyclically in (i, j]. */
+        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i].t = NULL;
+    m->slots[i].hash = 0;
+    m->count--;
+}
+
+static pmemi_task *pmemi_find_task(pmemi_store *s, uint64_t h, const char *tenant,
+                                   const char *id)
+{
+    size_t mask = s->tasks.cap - 1, i;
+    for (i = (size_t)h & mask; s->tasks.slots[i].t != NULL; i = (i + 1) & mask) {
+        pmemi_task *t = s->tasks.slots[i].t;
+        if (s->tasks.slots[i].hash == h && strcmp(t->id, id) == 0 &&
+            strcmp(t->q->tenant, tenant) == 0)
             return t;
     }
     return NULL;
 }
 
-static pmemi_task *pmemi_find_idem(pmemi_store *s, const char *tenant, const char *queue,
-                                   const char *key)
+static pmemi_task *pmemi_find_idem(pmemi_store *s, uint64_t h, const char *tenant,
+                                   const char *queue, const char *key)
 {
-    uint64_t h = pmemi_hash(tenant, queue, key);
-    pmemi_hnode *n;
-    for (n = pmemi_map_bucket(&s->idem, h); n != NULL; n = n->next) {
-        pmemi_task *t;
-        if (n->hash != h)
-            continue;
-        t = PMEMI_CONTAINER(n, pmemi_task, idem_node);
-        if (strcmp(t->idem, key) == 0 && strcmp(t->q->name, queue) == 0 &&
-            strcmp(t->q->tenant, tenant) == 0)
+    size_t mask = s->idem.cap - 1, i;
+    for (i = (size_t)h & mask; s->idem.slots[i].t != NULL; i = (i + 1) & mask) {
+        pmemi_task *t = s->idem.slots[i].t;
+        if (s->idem.slots[i].hash == h && strcmp(t->idem, key) == 0 &&
+            strcmp(t->q->name, queue) == 0 && strcmp(t->q->tenant, tenant) == 0)
             return t;
     }
     return NULL;
@@ -392,110 +552,161 @@ static pmemi_sub *pmemi_find_sub(pmemi_store *s, const char *tenant, const char 
    ------------------------------------------------------------------------------------------- */
 
 /* The order of each heap: ready by S3, scheduled by due time, leased by expiry; the enqueue
-   sequence breaks ties so that every order is total and deterministic. */
-static int pmemi_before(int kind, const pmemi_task *a, const pmemi_task *b)
+   sequence breaks ties so that every order is total and deterministic. Each entry's key
+   encodes the first part in an unsigned number ordered the same way; equal keys compare the
+   tasks' sequences.
+   Ready: PERS_PRIORITY_MAX - priority in the top 16 bits, the sequence in the low 48 (it
+   saturates: past 2^48 - 1 enqueues the keys of one priority tie and the full sequence,
+   read from the tasks, decides). Scheduled and leased: the time with its sign bit flipped. */
+#define PMEMI_SEQ_BITS 48
+#define PMEMI_HEAP_ARITY 4u
+#define PMEMI_LINE 64u
+
+static uint64_t pmemi_ready_key(const pmemi_task *t)
 {
-    switch (kind) {
-    case PMEMI_HEAP_READY:
-        if (a->priority != b->priority)
-            return a->priority > b->priority;
-        break;
-    case PMEMI_HEAP_SCHEDULED:
-        if (a->due_ms != b->due_ms)
-            return a->due_ms < b->due_ms;
-        break;
-    default:
-        if (a->lease_expires_ms != b->lease_expires_ms)
-            return a->lease_expires_ms < b->lease_expires_ms;
-        break;
-    }
-    return a->seq < b->seq;
+    const uint64_t cap = (UINT64_C(1) << PMEMI_SEQ_BITS) - 1;
+    return (uint64_t)(PERS_PRIORITY_MAX - t->priority) << PMEMI_SEQ_BITS |
+           (t->seq < cap ? t->seq : cap);
 }
 
-static void pmemi_heap_set(pmemi_heap *h, size_t pos, pmemi_task *t)
+static uint64_t pmemi_time_key(int64_t ms)
 {
-    h->items[pos] = t;
-    t->heap_pos = pos;
+    return (uint64_t)ms ^ (UINT64_C(1) << 63);
+}
+
+static int pmemi_before(const pmemi_entry *a, const pmemi_entry *b)
+{
+    if (a->key != b->key)
+        return a->key < b->key;
+    return a->t->seq < b->t->seq;
+}
+
+static void pmemi_heap_set(pmemi_heap *h, size_t pos, pmemi_entry e)
+{
+    h->items[pos] = e;
+    if (h->track)
+        e.t->heap_pos = pos;
 }
 
 static void pmemi_heap_up(pmemi_heap *h, size_t pos)
 {
-    pmemi_task *t = h->items[pos];
+    pmemi_entry e = h->items[pos];
     while (pos > 0) {
-        size_t parent = (pos - 1) / 2;
-        if (!pmemi_before(h->kind, t, h->items[parent]))
+        size_t parent = (pos - 1) / PMEMI_HEAP_ARITY;
+        if (!pmemi_before(&e, &h->items[parent]))
             break;
         pmemi_heap_set(h, pos, h->items[parent]);
         pos = parent;
     }
-    pmemi_heap_set(h, pos, t);
+    pmemi_heap_set(h, pos, e);
 }
 
 static void pmemi_heap_down(pmemi_heap *h, size_t pos)
 {
-    pmemi_task *t = h->items[pos];
+    pmemi_entry e = h->items[pos];
     for (;;) {
-        size_t child = 2 * pos + 1;
-        if (child >= h->count)
+        size_t first = PMEMI_HEAP_ARITY * pos + 1, end, best, c;
+        if (first >= h->count)
             break;
-        if (child + 1 < h->count && pmemi_before(h->kind, h->items[child + 1], h->items[child]))
-            child++;
-        if (!pmemi_before(h->kind, h->items[child], t))
+        end = h->count - first > PMEMI_HEAP_ARITY ? first + PMEMI_HEAP_ARITY : h->count;
+        best = first;
+        for (c = first + 1; c < end; c++)
+            if (pmemi_before(&h->items[c], &h->items[best]))
+                best = c;
+        if (!pmemi_before(&h->items[best], &e))
             break;
-        pmemi_heap_set(h, pos, h->items[child]);
-        pos = child;
+        pmemi_heap_set(h, pos, h->items[best]);
+        pos = best;
     }
-    pmemi_heap_set(h, pos, t);
+    pmemi_heap_set(h, pos, e);
 }
 
-/* Room for `need` items; the only heap operation that can fail. */
+/* Restores the order around pos after its key changed or another entry moved there. */
+static void pmemi_heap_fix(pmemi_heap *h, size_t pos)
+{
+    if (pos > 0 && pmemi_before(&h->items[pos], &h->items[(pos - 1) / PMEMI_HEAP_ARITY]))
+        pmemi_heap_up(h, pos);
+    else
+        pmemi_heap_down(h, pos);
+}
+
+/* Room for `need` items; the only heap operation that can fail. The items start 48 bytes
+   into a 64-byte line, so that items[1..4], items[5..8], ... (the children of one node) each
+   fill one line. */
 static int pmemi_heap_reserve(pmemi_store *s, pmemi_heap *h, size_t need)
 {
-    size_t cap;
-    pmemi_task **items;
+    size_t cap, size, skew;
+    void *block;
+    pmemi_entry *items;
     if (need <= h->cap)
         return 0;
     cap = h->cap ? h->cap * 2 : 16;
     while (cap < need)
         cap *= 2;
-    items = (pmemi_task **)pmemi_alloc(s, cap * sizeof *items);
-    if (items == NULL)
+    if (cap > ((size_t)-1 - 2 * PMEMI_LINE) / sizeof *items)
         return -1;
+    size = cap * sizeof *items + 2 * PMEMI_LINE;
+    block = pmemi_alloc(s, size);
+    if (block == NULL)
+        return -1;
+    skew = (size_t)((uintptr_t)block % PMEMI_LINE);
+    skew = (PMEMI_LINE - sizeof *items + PMEMI_LINE - skew) % PMEMI_LINE;
+    items = (pmemi_entry *)(void *)((char *)block + skew);
     if (h->count > 0)
         memcpy(items, h->items, h->count * sizeof *items);
-    if (h->items != NULL)
-        pmemi_free(s, h->items, h->cap * sizeof *h->items);
+    if (h->block != NULL)
+        pmemi_free(s, h->block, h->block_size);
+    h->block = block;
+    h->block_size = size;
     h->items = items;
     h->cap = cap;
     return 0;
 }
 
-static void pmemi_heap_push(pmemi_heap *h, pmemi_task *t)
+static void pmemi_heap_push(pmemi_heap *h, pmemi_task *t, uint64_t key)
 {
     PERS_ASSERT(h->count < h->cap);
-    pmemi_heap_set(h, h->count, t);
+    h->items[h->count].key = key;
+    h->items[h->count].t = t;
     h->count++;
     pmemi_heap_up(h, h->count - 1);
 }
 
+/* Takes out the first task. */
+static pmemi_task *pmemi_heap_pop(pmemi_heap *h)
+{
+    pmemi_task *t = h->items[0].t;
+    PERS_ASSERT(h->count > 0);
+    h->count--;
+    if (h->count > 0) {
+        h->items[0] = h->items[h->count];
+        pmemi_heap_down(h, 0);
+    }
+    if (h->track)
+        t->heap_pos = (size_t)-1;
+    return t;
+}
+
+/* Takes out t from anywhere (a heap that tracks positions). */
 static void pmemi_heap_remove(pmemi_heap *h, pmemi_task *t)
 {
     size_t pos = t->heap_pos;
-    PERS_ASSERT(pos < h->count && h->items[pos] == t);
+    PERS_ASSERT(h->track && pos < h->count && h->items[pos].t == t);
     h->count--;
     if (pos != h->count) {
         pmemi_heap_set(h, pos, h->items[h->count]);
-        pmemi_heap_up(h, pos);
-        pmemi_heap_down(h, h->items[pos]->heap_pos);
+        pmemi_heap_fix(h, pos);
     }
     t->heap_pos = (size_t)-1;
 }
 
 static void pmemi_heap_release(pmemi_store *s, pmemi_heap *h)
 {
-    if (h->items != NULL)
-        pmemi_free(s, h->items, h->cap * sizeof *h->items);
+    if (h->block != NULL)
+        pmemi_free(s, h->block, h->block_size);
+    h->block = NULL;
     h->items = NULL;
+    h->block_size = 0;
     h->count = h->cap = 0;
 }
 
@@ -552,7 +763,14 @@ static void pmemi_make_ready(pmemi_queue *q, pmemi_task *t, int64_t due)
 {
     t->state = PERS_STATE_READY;
     t->due_ms = due;
-    pmemi_heap_push(&q->ready, t);
+    pmemi_heap_push(&q->ready, t, pmemi_ready_key(t));
+}
+
+static void pmemi_make_scheduled(pmemi_queue *q, pmemi_task *t, int64_t due)
+{
+    t->state = PERS_STATE_SCHEDULED;
+    t->due_ms = due;
+    pmemi_heap_push(&q->scheduled, t, pmemi_time_key(due));
 }
 
 /* S6: a failure (nack or expiry) of a leased task already taken out of the leased heap.
@@ -570,9 +788,7 @@ static pers_task_state pmemi_fail_attempt(pmemi_queue *q, pmemi_task *t, int64_t
         q->live--;
         pmemi_list_insert(&q->dead, t);
     } else if (retry_delay_ms > 0) {
-        t->state = PERS_STATE_SCHEDULED;
-        t->due_ms = at + retry_delay_ms;
-        pmemi_heap_push(&q->scheduled, t);
+        pmemi_make_scheduled(q, t, at + retry_delay_ms);
     } else {
         pmemi_make_ready(q, t, at);
     }
@@ -582,23 +798,35 @@ static pers_task_state pmemi_fail_attempt(pmemi_queue *q, pmemi_task *t, int64_t
 /* S2 and S7: applies every promotion and expiry due at `now`, as of the instant each fell due. */
 static void pmemi_settle(pmemi_store *s, pmemi_queue *q, int64_t now)
 {
-    while (q->scheduled.count > 0 && q->scheduled.items[0]->due_ms <= now) {
-        pmemi_task *t = q->scheduled.items[0];
-        pmemi_heap_remove(&q->scheduled, t);
+    const uint64_t key = pmemi_time_key(now);
+    while (q->scheduled.count > 0 && q->scheduled.items[0].key <= key) {
+        pmemi_task *t = pmemi_heap_pop(&q->scheduled);
         pmemi_make_ready(q, t, t->due_ms);
     }
-    while (q->leased.count > 0 && q->leased.items[0]->lease_expires_ms <= now) {
-        pmemi_task *t = q->leased.items[0];
+    while (q->leased.count > 0 && q->leased.items[0].key <= key) {
+        pmemi_task *t = pmemi_heap_pop(&q->leased);
         int64_t at = t->lease_expires_ms;
-        pmemi_heap_remove(&q->leased, t);
         /* If the copy fails the reason is lost, never the transition. */
         (void)pmemi_fail_attempt(q, t, at, 0, pmemi_strdup(s, "lease expired"), s);
     }
 }
 
+/* Gives t the next lease token (S4) and moves its lease_cache entry there. */
+static void pmemi_new_token(pmemi_store *s, pmemi_task *t)
+{
+    pmemi_task **cached = &s->lease_cache[t->token % PMEMI_LEASE_CACHE];
+    if (*cached == t)
+        *cached = NULL;
+    t->token = ++s->token;
+    s->lease_cache[t->token % PMEMI_LEASE_CACHE] = t;
+}
+
 static void pmemi_task_destroy(pmemi_store *s, pmemi_task *t)
 {
-    if (t->payload != NULL)
+    pmemi_task **cached = &s->lease_cache[t->token % PMEMI_LEASE_CACHE];
+    if (*cached == t)
+        *cached = NULL;
+    if (t->payload != NULL && !t->payload_inside)
         pmemi_free(s, t->payload, t->payload_len + 1);
     if (t->has_result && t->result != NULL)
         pmemi_free(s, t->result, t->result_len + 1);
@@ -619,9 +847,9 @@ static void pmemi_task_remove_finished(pmemi_store *s, pmemi_task *t)
         else
             q->failed--;
     }
-    pmemi_map_remove(&s->tasks, &t->id_node);
+    pmemi_tmap_remove(&s->tasks, t, t->id_hash);
     if (t->idem != NULL)
-        pmemi_map_remove(&s->idem, &t->idem_node);
+        pmemi_tmap_remove(&s->idem, t, t->idem_hash);
     s->task_count--;
     pmemi_task_destroy(s, t);
 }
@@ -727,7 +955,7 @@ static pers_result pmemi_open_store(const plg_config *config, const pers_open_ar
         pers_detail_set(detail, "pthread_mutex_init failed");
         return PERS_ERR_INTERNAL;
     }
-    if (pmemi_map_init(s, &s->tasks) || pmemi_map_init(s, &s->idem) ||
+    if (pmemi_tmap_init(s, &s->tasks) || pmemi_tmap_init(s, &s->idem) ||
         pmemi_map_init(s, &s->queues) || pmemi_map_init(s, &s->subs)) {
         pmemi_close_store(s);
         pers_detail_set(detail, "out of memory");
@@ -746,13 +974,9 @@ static void pmemi_close_store(void *backend)
     pmemi_sub *sub, *snext;
     if (s == NULL)
         return;
-    for (i = 0; s->tasks.buckets != NULL && i < s->tasks.nbuckets; i++) {
-        pmemi_hnode *n, *next;
-        for (n = s->tasks.buckets[i]; n != NULL; n = next) {
-            next = n->next;
-            pmemi_task_destroy(s, PMEMI_CONTAINER(n, pmemi_task, id_node));
-        }
-    }
+    for (i = 0; s->tasks.slots != NULL && i < s->tasks.cap; i++)
+        if (s->tasks.slots[i].t != NULL)
+            pmemi_task_destroy(s, s->tasks.slots[i].t);
     for (q = s->queue_list; q != NULL; q = qnext) {
         qnext = q->all_next;
         pmemi_heap_release(s, &q->ready);
@@ -765,8 +989,8 @@ static void pmemi_close_store(void *backend)
         pmemi_strfree(s, sub->callback);
         pmemi_free(s, sub, sizeof *sub);
     }
-    pmemi_map_release(s, &s->tasks);
-    pmemi_map_release(s, &s->idem);
+    pmemi_tmap_release(s, &s->tasks);
+    pmemi_tmap_release(s, &s->idem);
     pmemi_map_release(s, &s->queues);
     pmemi_map_release(s, &s->subs);
     pthread_mutex_destroy(&s->lock);
@@ -814,9 +1038,7 @@ static pmemi_queue *pmemi_get_queue(pmemi_store *s, const char *tenant, const ch
     memset(q, 0, sizeof *q);
     memcpy(q->tenant, tenant, strlen(tenant) + 1);
     memcpy(q->name, name, strlen(name) + 1);
-    q->ready.kind = PMEMI_HEAP_READY;
-    q->scheduled.kind = PMEMI_HEAP_SCHEDULED;
-    q->leased.kind = PMEMI_HEAP_LEASED;
+    q->leased.track = 1;
     pmemi_map_insert(s, &s->queues, &q->node, pmemi_hash(tenant, name, NULL));
     q->all_next = s->queue_list;
     s->queue_list = q;
@@ -833,24 +1055,104 @@ static int pmemi_key_ok(const char *key)
     return pers_check_key(key, NULL, 0) == 0;
 }
 
-/* One enqueue under the lock. *created receives the new task (NULL for a duplicate). */
-static pers_result pmemi_enqueue_locked(pmemi_store *s, const pers_enqueue_req *req, int64_t now,
-                                        pers_enqueue_res *res, pmemi_task **created,
-                                        pers_detail *detail)
+/* Puts a task that has just been enqueued where its state keeps it: the end of the queue's
+   fresh FIFO when it is ready with the FIFO's priority (or the FIFO is empty), else the ready
+   heap, or the scheduled heap. */
+static void pmemi_place(pmemi_queue *q, pmemi_task *t)
 {
-    pmemi_queue *q;
-    pmemi_task *t, *existing;
-    char generated[PERS_GENERATED_ID_LEN + 1];
-    const char *id = req->task_id;
-    size_t id_len, key_len = 0, size;
-    int64_t due;
+    if (t->state != PERS_STATE_READY) {
+        pmemi_make_scheduled(q, t, t->due_ms);
+    } else if (q->fresh.count == 0 || q->fresh_priority == t->priority) {
+        /* Its sequence is the newest of all: the end of the FIFO is its place. */
+        if (q->fresh.count == 0)
+            q->fresh_priority = t->priority;
+        t->prev = NULL;
+        t->next = NULL;
+        if (q->fresh.tail != NULL)
+            q->fresh.tail->next = t;
+        else
+            q->fresh.head = t;
+        q->fresh.tail = t;
+        q->fresh.count++;
+    } else {
+        pmemi_make_ready(q, t, t->due_ms);
+    }
+}
 
-    *created = NULL;
+static size_t pmemi_ready_count(const pmemi_queue *q)
+{
+    return q->ready.count + q->fresh.count;
+}
+
+/* The first ready task by S3 (NULL if none), left in place. */
+static pmemi_task *pmemi_ready_first(const pmemi_queue *q)
+{
+    pmemi_entry head;
+    if (q->fresh.head == NULL)
+        return q->ready.count > 0 ? q->ready.items[0].t : NULL;
+    if (q->ready.count == 0)
+        return q->fresh.head;
+    head.t = q->fresh.head;
+    head.key = pmemi_ready_key(head.t);
+    return pmemi_before(&head, &q->ready.items[0]) ? head.t : q->ready.items[0].t;
+}
+
+/* Hints that task t (its fields, its id and a small payload) is about to be used. The
+   prefetch hints are macros: GCC takes a function made only of them for one without effects
+   and drops its calls. */
+#define PMEMI_PREFETCH_TASK(t)                                                                     \
+    do {                                                                                           \
+        const char *pmemi_p_ = (const char *)(const void *)(t);                                    \
+        PMEMI_PREFETCH(pmemi_p_);                                                                  \
+        if (sizeof(pmemi_task) > PMEMI_LINE)                                                       \
+            PMEMI_PREFETCH(pmemi_p_ + PMEMI_LINE);                                                 \
+        if (sizeof(pmemi_task) > 2 * PMEMI_LINE)                                                   \
+            PMEMI_PREFETCH(pmemi_p_ + 2 * PMEMI_LINE);                                             \
+        if (sizeof(pmemi_task) > 3 * PMEMI_LINE)                                                   \
+            PMEMI_PREFETCH(pmemi_p_ + 3 * PMEMI_LINE);                                             \
+        PMEMI_PREFETCH((t) + 1); /* the id, the key, a small payload */                            \
+    } while (0)
+
+/* Hints that the map slots of task t are about to be used. */
+#define PMEMI_PREFETCH_SLOTS(s, t)                                                                 \
+    do {                                                                                           \
+        PMEMI_PREFETCH(&(s)->tasks.slots[(size_t)(t)->id_hash & ((s)->tasks.cap - 1)]);            \
+        if ((t)->idem != NULL)                                                                     \
+            PMEMI_PREFETCH(&(s)->idem.slots[(size_t)(t)->idem_hash & ((s)->idem.cap - 1)]);        \
+    } while (0)
+
+/* Takes out t, which pmemi_ready_first returned. */
+static void pmemi_ready_take(pmemi_queue *q, pmemi_task *t)
+{
+    if (t == q->fresh.head) {
+        /* Singly linked: the next task is not touched before its own turn. */
+        q->fresh.head = t->next;
+        if (q->fresh.head == NULL)
+            q->fresh.tail = NULL;
+        q->fresh.count--;
+        t->next = NULL;
+    } else {
+        pmemi_task *top = pmemi_heap_pop(&q->ready);
+        PERS_ASSERT(top == t);
+        (void)top;
+    }
+}
+
+/* What an enqueue works out before the lock: the checks of the request (they depend on nothing
+   that changes) and the hashes of its id, when it names one, and of its key. */
+typedef struct pmemi_enq_pre {
+    uint64_t id_hash;
+    uint64_t idem_hash;
+} pmemi_enq_pre;
+
+static pers_result pmemi_enqueue_check(const pmemi_store *s, const pers_enqueue_req *req,
+                                       pmemi_enq_pre *pre, pers_detail *detail)
+{
     /* The store has checked all this; direct callers of the vtable get the same answers. */
     if (!pmemi_name_ok(req->tenant) || !pmemi_name_ok(req->queue) ||
         (req->payload == NULL && req->payload_len > 0) ||
         (req->idempotency_key != NULL && !pmemi_key_ok(req->idempotency_key)) ||
-        (id != NULL && !pmemi_key_ok(id)) || req->delay_ms < 0 ||
+        (req->task_id != NULL && !pmemi_key_ok(req->task_id)) || req->delay_ms < 0 ||
         req->delay_ms > PERS_DURATION_MAX_MS || req->run_at_ms < 0 ||
         req->priority < PERS_PRIORITY_MIN || req->priority > PERS_PRIORITY_MAX) {
         pers_detail_set(detail, "invalid enqueue request");
@@ -861,8 +1163,35 @@ static pers_result pmemi_enqueue_locked(pmemi_store *s, const pers_enqueue_req *
                         (unsigned long)req->payload_len, (unsigned long long)s->max_payload);
         return PERS_ERR_TOO_LARGE;
     }
+    pre->id_hash = req->task_id != NULL ? pmemi_hash(req->tenant, req->task_id, NULL) : 0;
+    pre->idem_hash = req->idempotency_key != NULL
+                         ? pmemi_hash(req->tenant, req->queue, req->idempotency_key)
+                         : 0;
+    return PERS_OK;
+}
+
+/* One enqueue under the lock, of a request that passed pmemi_enqueue_check. *created receives
+   the new task (NULL for a duplicate). With place = 0 the new task is left out of its heap,
+   for the caller to pmemi_place once the whole batch has succeeded (a rollback then never has
+   to find it in a heap). */
+static pers_result pmemi_enqueue_locked(pmemi_store *s, const pers_enqueue_req *req,
+                                        const pmemi_enq_pre *pre, int64_t now, int place,
+                                        pers_enqueue_res *res, pmemi_task **created,
+                                        pers_detail *detail)
+{
+    pmemi_queue *q;
+    pmemi_task *t, *existing;
+    char generated[PERS_GENERATED_ID_LEN + 1];
+    const char *id = req->task_id;
+    size_t id_len, key_len = 0, size;
+    uint64_t id_hash = pre->id_hash;
+    int64_t due;
+    int inside;
+
+    *created = NULL;
     if (req->idempotency_key != NULL) {
-        existing = pmemi_find_idem(s, req->tenant, req->queue, req->idempotency_key);
+        existing =
+            pmemi_find_idem(s, pre->idem_hash, req->tenant, req->queue, req->idempotency_key);
         if (existing != NULL) {
             memcpy(res->task_id, existing->id, strlen(existing->id) + 1);
             res->duplicate = 1;
@@ -878,8 +1207,9 @@ static pers_result pmemi_enqueue_locked(pmemi_store *s, const pers_enqueue_req *
             generated[i] = "0123456789abcdef"[n & 15u];
         generated[32] = '\0';
         id = generated;
+        id_hash = pmemi_hash(req->tenant, id, NULL);
     }
-    if (pmemi_find_task(s, req->tenant, id) != NULL) {
+    if (pmemi_find_task(s, id_hash, req->tenant, id) != NULL) {
         pers_detail_set(detail, "a task with id \"%s\" already exists in tenant \"%s\"", id,
                         req->tenant);
         return PERS_ERR_DUPLICATE;
@@ -890,14 +1220,20 @@ static pers_result pmemi_enqueue_locked(pmemi_store *s, const pers_enqueue_req *
         return PERS_ERR_LIMIT;
     }
     q = pmemi_get_queue(s, req->tenant, req->queue);
-    if (q == NULL || pmemi_reserve_live(s, q) != 0) {
+    if (q == NULL || pmemi_reserve_live(s, q) != 0 ||
+        pmemi_tmap_reserve(s, &s->tasks, s->tasks.count + 1) != 0 ||
+        (req->idempotency_key != NULL &&
+         pmemi_tmap_reserve(s, &s->idem, s->idem.count + 1) != 0)) {
         pers_detail_set(detail, "out of memory");
         return PERS_ERR_NO_MEMORY;
     }
     id_len = strlen(id);
     if (req->idempotency_key != NULL)
         key_len = strlen(req->idempotency_key) + 1;
-    size = sizeof *t + id_len + 1 + key_len;
+    /* A small payload lives in the task's own block, next to the id: one allocation and one
+       cache line fewer for a task that has gone cold. */
+    inside = req->payload_len < PMEMI_INSIDE_PAYLOAD;
+    size = sizeof *t + id_len + 1 + key_len + (inside ? req->payload_len + 1 : 0);
     t = (pmemi_task *)pmemi_alloc(s, size);
     if (t == NULL) {
         pers_detail_set(detail, "out of memory");
@@ -905,20 +1241,28 @@ static pers_result pmemi_enqueue_locked(pmemi_store *s, const pers_enqueue_req *
     }
     memset(t, 0, sizeof *t);
     t->alloc_size = size;
-    t->payload = pers_copy_bytes(&s->alloc, req->payload, req->payload_len);
-    if (t->payload == NULL) {
-        pmemi_free(s, t, size);
-        pers_detail_set(detail, "out of memory for a payload of %lu bytes",
-                        (unsigned long)req->payload_len);
-        return PERS_ERR_NO_MEMORY;
-    }
-    t->payload_len = req->payload_len;
     t->id = (char *)(t + 1);
     memcpy(t->id, id, id_len + 1);
     if (req->idempotency_key != NULL) {
         t->idem = t->id + id_len + 1;
         memcpy(t->idem, req->idempotency_key, key_len);
     }
+    if (inside) {
+        t->payload = t->id + id_len + 1 + key_len;
+        if (req->payload_len > 0)
+            memcpy(t->payload, req->payload, req->payload_len);
+        ((char *)t->payload)[req->payload_len] = '\0';
+        t->payload_inside = 1;
+    } else {
+        t->payload = pers_copy_bytes(&s->alloc, req->payload, req->payload_len);
+        if (t->payload == NULL) {
+            pmemi_free(s, t, size);
+            pers_detail_set(detail, "out of memory for a payload of %lu bytes",
+                            (unsigned long)req->payload_len);
+            return PERS_ERR_NO_MEMORY;
+        }
+    }
+    t->payload_len = req->payload_len;
     t->q = q;
     t->seq = ++s->seq;
     t->heap_pos = (size_t)-1;
@@ -926,34 +1270,32 @@ static pers_result pmemi_enqueue_locked(pmemi_store *s, const pers_enqueue_req *
     t->max_attempts = req->max_attempts ? req->max_attempts : PERS_DEFAULT_MAX_ATTEMPTS;
     t->created_ms = now;
     due = req->run_at_ms > 0 ? req->run_at_ms : now + req->delay_ms;
-    if (due <= now) {
-        pmemi_make_ready(q, t, due);
-    } else {
-        t->state = PERS_STATE_SCHEDULED;
-        t->due_ms = due;
-        pmemi_heap_push(&q->scheduled, t);
-    }
+    t->state = due <= now ? PERS_STATE_READY : PERS_STATE_SCHEDULED;
+    t->due_ms = due;
+    if (place)
+        pmemi_place(q, t);
     q->live++;
     s->task_count++;
-    pmemi_map_insert(s, &s->tasks, &t->id_node, pmemi_hash(q->tenant, t->id, NULL));
-    if (t->idem != NULL)
-        pmemi_map_insert(s, &s->idem, &t->idem_node, pmemi_hash(q->tenant, q->name, t->idem));
+    t->id_hash = id_hash;
+    pmemi_tmap_insert(&s->tasks, t, id_hash);
+    if (t->idem != NULL) {
+        t->idem_hash = pre->idem_hash;
+        pmemi_tmap_insert(&s->idem, t, pre->idem_hash);
+    }
     memcpy(res->task_id, t->id, id_len + 1);
     res->duplicate = 0;
     *created = t;
     return PERS_OK;
 }
 
-/* Undoes a pmemi_enqueue_locked that created t (batch rollback). */
+/* Undoes a pmemi_enqueue_locked(place = 0) that created t (batch rollback). */
 static void pmemi_unenqueue(pmemi_store *s, pmemi_task *t)
 {
-    pmemi_queue *q = t->q;
-    pmemi_heap_remove(t->state == PERS_STATE_READY ? &q->ready : &q->scheduled, t);
-    q->live--;
+    t->q->live--;
     s->task_count--;
-    pmemi_map_remove(&s->tasks, &t->id_node);
+    pmemi_tmap_remove(&s->tasks, t, t->id_hash);
     if (t->idem != NULL)
-        pmemi_map_remove(&s->idem, &t->idem_node);
+        pmemi_tmap_remove(&s->idem, t, t->idem_hash);
     pmemi_task_destroy(s, t);
 }
 
@@ -962,13 +1304,19 @@ static pers_result pmemi_enqueue(void *backend, const pers_enqueue_req *req,
 {
     pmemi_store *s = (pmemi_store *)backend;
     pmemi_task *created;
+    pmemi_enq_pre pre;
     pers_result rc;
     if (s == NULL || req == NULL || res == NULL) {
         pers_detail_set(detail, "NULL argument");
         return PERS_ERR_INVALID_ARGUMENT;
     }
+    if ((rc = pmemi_enqueue_check(s, req, &pre, detail)) != PERS_OK)
+        return rc;
+    /* The duplicate check reads a slot of the tasks map, cold in a deep queue. */
+    if (req->task_id != NULL)
+        PMEMI_PREFETCH_SLOT_UNLOCKED(&s->tasks, pre.id_hash);
     pthread_mutex_lock(&s->lock);
-    rc = pmemi_enqueue_locked(s, req, pmemi_now(s), res, &created, detail);
+    rc = pmemi_enqueue_locked(s, req, &pre, pmemi_now(s), 1, res, &created, detail);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -978,6 +1326,7 @@ static pers_result pmemi_enqueue_batch(void *backend, const pers_enqueue_req *re
 {
     pmemi_store *s = (pmemi_store *)backend;
     pmemi_task **created;
+    pmemi_enq_pre pre;
     pers_result rc = PERS_OK;
     size_t i, done = 0;
     int64_t now;
@@ -997,7 +1346,9 @@ static pers_result pmemi_enqueue_batch(void *backend, const pers_enqueue_req *re
     for (i = 0; i < count; i++) {
         d.native_code = 0;
         d.text[0] = '\0';
-        rc = pmemi_enqueue_locked(s, &reqs[i], now, &res[i], &created[i], &d);
+        rc = pmemi_enqueue_check(s, &reqs[i], &pre, &d);
+        if (rc == PERS_OK)
+            rc = pmemi_enqueue_locked(s, &reqs[i], &pre, now, 0, &res[i], &created[i], &d);
         if (rc != PERS_OK)
             break;
         done++;
@@ -1013,6 +1364,11 @@ static pers_result pmemi_enqueue_batch(void *backend, const pers_enqueue_req *re
         inner[sizeof inner - 1] = '\0';
         pers_detail_set(detail, "request %lu: %s; nothing was enqueued", (unsigned long)i,
                         inner);
+    } else {
+        /* In request order, which is also sequence order. */
+        for (i = 0; i < count; i++)
+            if (created[i] != NULL)
+                pmemi_place(created[i]->q, created[i]);
     }
     pthread_mutex_unlock(&s->lock);
     pmemi_free(s, created, count * sizeof *created);
@@ -1042,8 +1398,8 @@ static pers_result pmemi_claim(void *backend, const pers_claim_req *req, pers_ta
         if (q == NULL)
             continue;
         pmemi_settle(s, q, now);
-        while (got < req->max_tasks && q->ready.count > 0) {
-            pmemi_task *t = q->ready.items[0];
+        while (got < req->max_tasks && pmemi_ready_count(q) > 0) {
+            pmemi_task *t = pmemi_ready_first(q);
             void *payload;
             char *last_error;
             if (pmemi_copy_owned(s, t, &payload, &last_error, detail) != PERS_OK) {
@@ -1052,13 +1408,19 @@ static pers_result pmemi_claim(void *backend, const pers_claim_req *req, pers_ta
                     rc = PERS_ERR_NO_MEMORY;
                 break;
             }
-            pmemi_heap_remove(&q->ready, t);
+            pmemi_ready_take(q, t);
+            /* Warm the task the next claim of q takes, so that a deep queue's cold memory is
+               fetched while the caller works rather than under the next claim. */
+            if (q->fresh.head != NULL)
+                PMEMI_PREFETCH_TASK(q->fresh.head);
+            if (q->ready.count > 0)
+                PMEMI_PREFETCH_TASK(q->ready.items[0].t);
             t->state = PERS_STATE_LEASED;
             t->attempts++;
-            t->token = ++s->token;
+            pmemi_new_token(s, t);
             t->lease_expires_ms = now + req->lease_ms;
             memcpy(t->worker, req->worker_id, strlen(req->worker_id) + 1);
-            pmemi_heap_push(&q->leased, t);
+            pmemi_heap_push(&q->leased, t, pmemi_time_key(t->lease_expires_ms));
             pmemi_fill(&tasks[got], t, payload, last_error, t->token);
             got++;
         }
@@ -1073,8 +1435,8 @@ static pers_result pmemi_claim(void *backend, const pers_claim_req *req, pers_ta
                 continue;
             pmemi_settle(s, q, now);
             if (q->scheduled.count > 0 &&
-                (next_due == PERS_NO_TIME || q->scheduled.items[0]->due_ms < next_due))
-                next_due = q->scheduled.items[0]->due_ms;
+                (next_due == PERS_NO_TIME || q->scheduled.items[0].t->due_ms < next_due))
+                next_due = q->scheduled.items[0].t->due_ms;
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -1085,18 +1447,28 @@ static pers_result pmemi_claim(void *backend, const pers_claim_req *req, pers_ta
 
 enum { PMEMI_LEASE_LIVE = 0, PMEMI_LEASE_FINISHED = 1 };
 
-/* S5 for one worker operation, under the lock. Returns PERS_OK with *which = LIVE (case b) or
-   FINISHED (case c), or the code of cases a and d. */
-static pers_result pmemi_lease_lookup(pmemi_store *s, const pers_lease *lease, int64_t now,
-                                      pmemi_task **out, int *which, pers_detail *detail)
+/* The checks of a lease, before the lock (they depend on nothing that changes). */
+static pers_result pmemi_lease_check(const pers_lease *lease, pers_detail *detail)
 {
-    pmemi_task *t;
     if (lease == NULL || !pmemi_name_ok(lease->tenant) || !pmemi_key_ok(lease->task_id) ||
         lease->token == 0) {
         pers_detail_set(detail, "invalid lease");
         return PERS_ERR_INVALID_ARGUMENT;
     }
-    t = pmemi_find_task(s, lease->tenant, lease->task_id);
+    return PERS_OK;
+}
+
+/* S5 for one worker operation on a lease that passed pmemi_lease_check, under the lock.
+   Returns PERS_OK with *which = LIVE (case b) or FINISHED (case c), or the code of cases a
+   and d. */
+static pers_result pmemi_lease_lookup(pmemi_store *s, const pers_lease *lease, int64_t now,
+                                      pmemi_task **out, int *which, pers_detail *detail)
+{
+    pmemi_task *t = s->lease_cache[lease->token % PMEMI_LEASE_CACHE];
+    if (t == NULL || t->token != lease->token || strcmp(t->id, lease->task_id) != 0 ||
+        strcmp(t->q->tenant, lease->tenant) != 0)
+        t = pmemi_find_task(s, pmemi_hash(lease->tenant, lease->task_id, NULL), lease->tenant,
+                             lease->task_id);
     if (t == NULL) {
         pers_detail_set(detail, "no task \"%s\" in tenant \"%s\"", lease->task_id,
                         lease->tenant);
@@ -1136,6 +1508,8 @@ static pers_result pmemi_extend_lease(void *backend, const pers_lease *lease, in
         pers_detail_set(detail, "invalid argument");
         return PERS_ERR_INVALID_ARGUMENT;
     }
+    if ((rc = pmemi_lease_check(lease, detail)) != PERS_OK)
+        return rc;
     pthread_mutex_lock(&s->lock);
     now = pmemi_now(s);
     rc = pmemi_lease_lookup(s, lease, now, &t, &which, detail);
@@ -1143,8 +1517,8 @@ static pers_result pmemi_extend_lease(void *backend, const pers_lease *lease, in
         rc = pmemi_finished_state(t, detail);
     if (rc == PERS_OK) {
         t->lease_expires_ms = now + lease_ms;
-        pmemi_heap_up(&t->q->leased, t->heap_pos);
-        pmemi_heap_down(&t->q->leased, t->heap_pos);
+        t->q->leased.items[t->heap_pos].key = pmemi_time_key(t->lease_expires_ms);
+        pmemi_heap_fix(&t->q->leased, t->heap_pos);
         *expires_ms = t->lease_expires_ms;
     }
     pthread_mutex_unlock(&s->lock);
@@ -1162,6 +1536,8 @@ static pers_result pmemi_abandon(void *backend, const pers_lease *lease, pers_de
         pers_detail_set(detail, "invalid argument");
         return PERS_ERR_INVALID_ARGUMENT;
     }
+    if ((rc = pmemi_lease_check(lease, detail)) != PERS_OK)
+        return rc;
     pthread_mutex_lock(&s->lock);
     now = pmemi_now(s);
     rc = pmemi_lease_lookup(s, lease, now, &t, &which, detail);
@@ -1193,6 +1569,10 @@ static pers_result pmemi_nack(void *backend, const pers_lease *lease, int64_t re
     if (reason != NULL && (copy = pmemi_strdup(s, reason)) == NULL) {
         pers_detail_set(detail, "out of memory for the reason");
         return PERS_ERR_NO_MEMORY;
+    }
+    if ((rc = pmemi_lease_check(lease, detail)) != PERS_OK) {
+        pmemi_strfree(s, copy);
+        return rc;
     }
     pthread_mutex_lock(&s->lock);
     now = pmemi_now(s);
@@ -1233,6 +1613,10 @@ static pers_result pmemi_complete(void *backend, const pers_lease *lease,
         pers_detail_set(detail, "out of memory for a result of %lu bytes",
                         (unsigned long)completion->data_len);
         return PERS_ERR_NO_MEMORY;
+    }
+    if ((rc = pmemi_lease_check(lease, detail)) != PERS_OK) {
+        pmemi_free(s, data, completion->data_len + 1);
+        return rc;
     }
     pthread_mutex_lock(&s->lock);
     now = pmemi_now(s);
@@ -1276,7 +1660,7 @@ static pers_result pmemi_lookup(pmemi_store *s, const char *tenant, const char *
         pers_detail_set(detail, "invalid tenant or task id");
         return PERS_ERR_INVALID_ARGUMENT;
     }
-    t = pmemi_find_task(s, tenant, task_id);
+    t = pmemi_find_task(s, pmemi_hash(tenant, task_id, NULL), tenant, task_id);
     if (t == NULL) {
         pers_detail_set(detail, "no task \"%s\" in tenant \"%s\"", task_id, tenant);
         return PERS_ERR_NOT_FOUND;
@@ -1323,7 +1707,7 @@ static pers_result pmemi_queue_stats(void *backend, const char *tenant, const ch
     if (q != NULL) {
         pmemi_settle(s, q, pmemi_now(s));
         stats->scheduled = q->scheduled.count;
-        stats->ready = q->ready.count;
+        stats->ready = pmemi_ready_count(q);
         stats->leased = q->leased.count;
         stats->completed = q->completed;
         stats->failed = q->failed;
@@ -1435,11 +1819,21 @@ static int pmemi_cleanup_args(pmemi_store *s, const pers_cleanup_req *req, size_
     return 0;
 }
 
-/* Removes from list l the tasks finished at or before cutoff, up to *budget. */
+/* Removes from list l the tasks finished at or before cutoff, up to *budget. Each removal
+   reads the tasks' map slots, cold in a deep queue: they are asked for PMEMI_CLEANUP_AHEAD
+   tasks in advance, so that the misses overlap instead of following one another. */
 static void pmemi_cleanup_list(pmemi_store *s, pmemi_list *l, int64_t cutoff, size_t *removed,
                                size_t *budget)
 {
+    pmemi_task *ahead = l->head;
+    size_t n;
+    for (n = 0; ahead != NULL && n < PMEMI_CLEANUP_AHEAD; n++, ahead = ahead->next)
+        PMEMI_PREFETCH_SLOTS(s, ahead);
     while (l->head != NULL && l->head->finished_ms <= cutoff && *budget > 0) {
+        if (ahead != NULL) {
+            PMEMI_PREFETCH_SLOTS(s, ahead);
+            ahead = ahead->next;
+        }
         pmemi_task_remove_finished(s, l->head);
         (*removed)++;
         (*budget)--;

@@ -188,6 +188,17 @@
        queue (otherwise PERS_ERR_INVALID_ARGUMENT; one queue is what every backend can change
        atomically, a Redis hash slot included). It is all or nothing: on any failure no request
        is applied, no idempotency key is recorded and the results are left empty.
+   S20 Batch completion. complete_batch takes 1..max_batch (lease, completion) pairs, of any
+       tenants and queues, and completes each exactly as complete would (S5, S12): results[i]
+       receives that item's own code (PERS_OK, NOT_FOUND, LEASE_LOST, ALREADY_COMPLETED, ...),
+       and one item's failure does not stop the others. Items are applied in order, so the
+       same lease twice gives PERS_OK then PERS_ERR_ALREADY_COMPLETED. The call returns PERS_OK
+       once every item has its code. Any other return is a failure of the batch as a whole
+       (an invalid item, which is named and stops everything before the backend runs; or the
+       storage failing): every results[i] is then that code, except items that had already
+       been completed before the failure, which read PERS_OK. A backend with one transaction
+       per batch (memory, SQLite) never leaves such items; one that works item by item
+       (Redis, or the store's fallback for a backend without the method) may.
 
    OWNERSHIP
    =========
@@ -259,12 +270,13 @@
 #define PERS_VERSION_PATCH 0
 #define PERS_VERSION_STRING "0.1.0"
 
-/* ABI version of pers_backend_vtable (and of the structs passed through it). 1: every method
-   listed in PERS_BACKEND_OPS. PERS_BACKEND_ABI_MIN is the oldest the store still calls. */
-#define PERS_BACKEND_ABI_VERSION 1u
+/* ABI version of pers_backend_vtable (and of the structs passed through it). 1: the methods
+   of PERS_BACKEND_OPS up to expire_subscriptions; 2: complete_batch. PERS_BACKEND_ABI_MIN is
+   the oldest the store still calls. */
+#define PERS_BACKEND_ABI_VERSION 2u
 #define PERS_BACKEND_ABI_MIN 1u
-/* ABI version of pers_open_args. */
-#define PERS_OPEN_ARGS_ABI_VERSION 1u
+/* ABI version of pers_open_args. 1: up to max_payload_bytes; 2: flags. */
+#define PERS_OPEN_ARGS_ABI_VERSION 2u
 
 /* The plugin type and interface id of a backend. */
 #define PERS_PLUGIN_TYPE "persistence"
@@ -393,6 +405,8 @@ typedef struct pers_detail {
 #define PERS_CAP_HEALTH (1u << 6)        /* health */
 #define PERS_CAP_DURABLE (1u << 7)       /* data survives the process */
 #define PERS_CAP_SHARED (1u << 8)        /* several processes may open the same data */
+#define PERS_CAP_COMPLETE_BATCH (1u << 9) /* complete_batch: a batch of completions in one
+                                             transaction or round trip (S20) */
 
 typedef struct pers_caps {
     uint64_t flags;             /* PERS_CAP_* */
@@ -410,7 +424,15 @@ typedef struct pers_open_args {
     plg_logger logger;          /* may have a NULL log_fn (silent) */
     void *plugin_instance;      /* what the plugin's init stored (NULL without a registry) */
     uint64_t max_payload_bytes; /* the store's limit, informative */
+    /* ABI 2 */
+    uint32_t flags;             /* PERS_OPEN_* */
 } pers_open_args;
+
+/* pers_open_args.flags. PERS_OPEN_VALIDATED: every call will come through a pers_store, which
+   checks each argument before the backend sees it (NULLs, S10 names, ranges, S11 sizes, token
+   0), so the backend may skip those checks and do only its own (its state, its limits). A
+   backend opened by a direct call of open_store without it must check everything itself. */
+#define PERS_OPEN_VALIDATED (1u << 0)
 
 typedef struct pers_enqueue_req {
     const char *tenant;          /* required (S10) */
@@ -585,7 +607,10 @@ typedef struct pers_subscription_list {
    unsubscribe        S15; queue NULL: every row of the worker; *removed receives the count;
                       no row at all: PERS_ERR_NOT_FOUND
    list_subscriptions_by_queue, list_subscriptions_by_worker    S15, live rows only
-   expire_subscriptions    S15; tenant NULL: every tenant; *removed receives the count */
+   expire_subscriptions    S15; tenant NULL: every tenant; *removed receives the count
+   complete_batch     S20: count items, each decided as complete would, results[i] its code
+                      (the store fills every results[i] with PERS_ERR_INTERNAL first);
+                      completions may be NULL: every item completed with an empty result */
 #define PERS_BACKEND_OPS(X)                                                                        \
     X(open_store, 1, 1, 0, pers_result, (const plg_config *config, const pers_open_args *args, void **backend, pers_detail *detail))\
     X(close_store, 1, 1, 0, void, (void *backend)) \
@@ -609,7 +634,8 @@ typedef struct pers_subscription_list {
     X(unsubscribe, 0, 1, PERS_CAP_SUBSCRIPTIONS, pers_result, (void *backend, const char *tenant, const char *worker_id, const char *queue, size_t *removed, pers_detail *detail))\
     X(list_subscriptions_by_queue, 0, 1, PERS_CAP_SUBSCRIPTIONS, pers_result, (void *backend, const char *tenant, const char *queue, pers_subscription_list *list, pers_detail *detail))\
     X(list_subscriptions_by_worker, 0, 1, PERS_CAP_SUBSCRIPTIONS, pers_result, (void *backend, const char *tenant, const char *worker_id, pers_subscription_list *list, pers_detail *detail))\
-    X(expire_subscriptions, 0, 1, PERS_CAP_SUBSCRIPTIONS, pers_result, (void *backend, const char *tenant, size_t *removed, pers_detail *detail))
+    X(expire_subscriptions, 0, 1, PERS_CAP_SUBSCRIPTIONS, pers_result, (void *backend, const char *tenant, size_t *removed, pers_detail *detail))\
+    X(complete_batch, 0, 2, PERS_CAP_COMPLETE_BATCH, pers_result, (void *backend, const pers_lease *leases, const pers_completion *completions, size_t count, pers_result *results, pers_detail *detail))
 
 typedef struct pers_backend_vtable {
     uint32_t abi_version; /* PERS_BACKEND_ABI_VERSION the backend was compiled against */
@@ -682,7 +708,7 @@ PERS_API pers_store_desc pers_store_resolved(const pers_store *store);
 PERS_API const char *pers_store_provider(const pers_store *store);
 
 /* ---------------------------------------------------------------------------------------------
-   Store operations (the semantics are S1..S18 above)
+   Store operations (the semantics are S1..S20 above)
    ------------------------------------------------------------------------------------------- */
 
 PERS_API pers_result pers_capabilities(pers_store *store, pers_caps *out);
@@ -710,6 +736,13 @@ PERS_API pers_result pers_nack(pers_store *store, const pers_lease *lease, int64
 /* completion NULL means completed with an empty result. */
 PERS_API pers_result pers_complete(pers_store *store, const pers_lease *lease,
                                    const pers_completion *completion);
+/* S20: count (1..max_batch) completions, each exactly as pers_complete, with its own code in
+   results[i] (required, count entries). completions may be NULL (every task completed with an
+   empty result). Works with every backend: without PERS_CAP_COMPLETE_BATCH the store completes
+   the items one by one. */
+PERS_API pers_result pers_complete_batch(pers_store *store, const pers_lease *leases,
+                                         const pers_completion *completions, size_t count,
+                                         pers_result *results);
 PERS_API pers_result pers_get_task(pers_store *store, const char *tenant, const char *task_id,
                                    pers_task *out);
 PERS_API pers_result pers_queue_stats(pers_store *store, const char *tenant, const char *queue,
@@ -1052,18 +1085,35 @@ static const unsigned char persi_char_class[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 };
 
-/* The common case, valid, in one pass and without formatting anything. */
+/* The common case, valid, in one pass and without formatting anything. NUL has class 0, so the
+   scan stops at the end of the string without a separate test; it is unrolled by four because
+   every call of every operation checks two to four names this way. */
 static int persi_chars_ok(const char *s, size_t max, int colon, int first_alnum)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *q;
+    const unsigned char *cls = persi_char_class;
     unsigned allowed = 1u | 2u | (colon ? 4u : 0u);
-    size_t n;
-    if (p == NULL || *p == 0 || (first_alnum && !(persi_char_class[*p] & 1u)))
+    if (p == NULL || (first_alnum ? !(cls[*p] & 1u) : *p == 0))
         return 0;
-    for (n = 0; *p; p++, n++)
-        if (n >= max || !(persi_char_class[*p] & allowed))
-            return 0;
-    return 1;
+    for (q = p;; q += 4) {
+        if (!(cls[q[0]] & allowed))
+            break;
+        if (!(cls[q[1]] & allowed)) {
+            q += 1;
+            break;
+        }
+        if (!(cls[q[2]] & allowed)) {
+            q += 2;
+            break;
+        }
+        if (!(cls[q[3]] & allowed)) {
+            q += 3;
+            break;
+        }
+        if ((size_t)(q - p) > max)
+            return 0; /* long runs of valid characters stop here, not at the NUL */
+    }
+    return *q == 0 && (size_t)(q - p) <= max;
 }
 
 /* Returns 0 for a valid name; otherwise writes why (the slow path only runs on bad input). */
@@ -1160,7 +1210,7 @@ static int persi_check_address(const char *s, char *why, size_t why_size)
 /* Struct sizes per ABI version, PERS_BACKEND_ABI_MIN first. Append the size of each new
    version (offsetof its first new method) when methods are appended. */
 static const uint32_t persi_vtable_sizes[PERS_BACKEND_ABI_VERSION - PERS_BACKEND_ABI_MIN + 1] = {
-    (uint32_t)sizeof(pers_backend_vtable)
+    (uint32_t)offsetof(pers_backend_vtable, complete_batch), (uint32_t)sizeof(pers_backend_vtable)
 };
 
 /* Writes the names of the required methods that abi requires and that are missing. Returns
@@ -1313,6 +1363,7 @@ struct pers_store {
     pthread_key_t err_key;
     persi_errbuf *errbufs;
     uint64_t id_prefix;
+    char id_prefix_hex[16];     /* id_prefix in hex, the first half of every generated id */
     uint64_t id_counter;        /* atomic */
 };
 
@@ -1471,7 +1522,7 @@ static pers_result persi_need_name(pers_store *s, const char *op, const char *wh
                                    const char *name)
 {
     char why[256], pv[64];
-    if (pers_check_name(name, why, sizeof why) == 0)
+    if (persi_chars_ok(name, PERS_NAME_MAX, 0, 1) || pers_check_name(name, why, sizeof why) == 0)
         return PERS_OK;
     if (name == NULL)
         return persi_bad(s, op, "%s %s", what, why);
@@ -1482,7 +1533,7 @@ static pers_result persi_need_key(pers_store *s, const char *op, const char *wha
                                   const char *key)
 {
     char why[256], pv[64];
-    if (pers_check_key(key, why, sizeof why) == 0)
+    if (persi_chars_ok(key, PERS_KEY_MAX, 1, 0) || pers_check_key(key, why, sizeof why) == 0)
         return PERS_OK;
     if (key == NULL)
         return persi_bad(s, op, "%s %s", what, why);
@@ -1595,7 +1646,7 @@ static uint64_t persi_random_prefix(const pers_store *s)
 static void persi_generate_id(pers_store *s, char *out)
 {
     uint64_t n = __atomic_fetch_add(&s->id_counter, 1, __ATOMIC_RELAXED);
-    persi_hex64(s->id_prefix, out);
+    memcpy(out, s->id_prefix_hex, sizeof s->id_prefix_hex);
     persi_hex64(n, out + 16);
     out[PERS_GENERATED_ID_LEN] = '\0';
 }
@@ -1737,6 +1788,7 @@ static pers_result persi_open_common(const pers_backend_vtable *vt, const plg_co
         return PERS_ERR_INTERNAL;
     }
     s->id_prefix = persi_random_prefix(s);
+    persi_hex64(s->id_prefix, s->id_prefix_hex);
 
     memset(&args, 0, sizeof args);
     args.abi_version = PERS_OPEN_ARGS_ABI_VERSION;
@@ -1746,6 +1798,7 @@ static pers_result persi_open_common(const pers_backend_vtable *vt, const plg_co
     args.logger = s->desc.logger;
     args.plugin_instance = plugin_instance;
     args.max_payload_bytes = s->desc.max_payload_bytes;
+    args.flags = PERS_OPEN_VALIDATED;
 
     persi_detail_init(&d);
     rc = s->vt.open_store(config, &args, &s->backend, &d);
@@ -2318,6 +2371,19 @@ PERSI_DEF pers_result pers_nack(pers_store *store, const pers_lease *lease, int6
     return rc;
 }
 
+/* The checks of one completion (S5, S11, S12); completion is never NULL here. */
+static pers_result persi_need_completion(pers_store *s, const char *op, const pers_lease *lease,
+                                         const pers_completion *completion)
+{
+    pers_result rc;
+    if ((rc = persi_need_lease(s, op, lease)) != PERS_OK)
+        return rc;
+    if (completion->failed != 0 && completion->failed != 1)
+        return persi_bad(s, op, "failed is %d; it must be 0 or 1", completion->failed);
+    return persi_need_payload(s, op, completion->failed ? "error" : "result", completion->data,
+                              completion->data_len);
+}
+
 PERSI_DEF pers_result pers_complete(pers_store *store, const pers_lease *lease,
                                     const pers_completion *completion)
 {
@@ -2330,18 +2396,102 @@ PERSI_DEF pers_result pers_complete(pers_store *store, const pers_lease *lease,
         memset(&empty, 0, sizeof empty);
         completion = &empty;
     }
-    if ((rc = persi_need_lease(store, "complete", lease)) == PERS_OK) {
-        if (completion->failed != 0 && completion->failed != 1)
-            rc = persi_bad(store, "complete", "failed is %d; it must be 0 or 1",
-                           completion->failed);
-        else
-            rc = persi_need_payload(store, "complete", completion->failed ? "error" : "result",
-                                    completion->data, completion->data_len);
-    }
+    rc = persi_need_completion(store, "complete", lease, completion);
     if (rc == PERS_OK) {
         persi_detail_init(&d);
         rc = persi_backend_done(store, "complete",
                                 store->vt.complete(store->backend, lease, completion, &d), &d);
+    }
+    persi_leave(store);
+    return rc;
+}
+
+/* The codes complete gives one item on its own (S5, S12): anything else is the storage failing,
+   which ends a batch (S20). */
+static int persi_item_outcome(pers_result rc)
+{
+    return rc == PERS_OK || rc == PERS_ERR_NOT_FOUND || rc == PERS_ERR_LEASE_LOST ||
+           rc == PERS_ERR_ALREADY_COMPLETED || rc == PERS_ERR_INVALID_STATE;
+}
+
+/* S20 for a backend without complete_batch: one complete per item, stopping at the first
+   failure of the storage itself. */
+static pers_result persi_complete_each(pers_store *s, const pers_lease *leases,
+                                       const pers_completion *completions, size_t count,
+                                       pers_result *results)
+{
+    pers_completion empty;
+    pers_detail d;
+    pers_result rc;
+    size_t i, j;
+    memset(&empty, 0, sizeof empty);
+    for (i = 0; i < count; i++) {
+        persi_detail_init(&d);
+        rc = s->vt.complete(s->backend, &leases[i], completions ? &completions[i] : &empty, &d);
+        if ((unsigned)rc >= (unsigned)PERS_RESULT_COUNT_)
+            rc = PERS_ERR_INTERNAL;
+        results[i] = rc;
+        if (!persi_item_outcome(rc)) {
+            for (j = i + 1; j < count; j++)
+                results[j] = rc;
+            return persi_backend_done(s, "complete_batch", rc, &d);
+        }
+    }
+    return PERS_OK;
+}
+
+PERSI_DEF pers_result pers_complete_batch(pers_store *store, const pers_lease *leases,
+                                          const pers_completion *completions, size_t count,
+                                          pers_result *results)
+{
+    static const pers_completion empty = { 0, NULL, 0 };
+    char op[64];
+    size_t i;
+    pers_detail d;
+    pers_result rc = persi_enter(store, "complete_batch", 1);
+    if (rc != PERS_OK) {
+        for (i = 0; results != NULL && i < count && i <= PERS_BATCH_MAX; i++)
+            results[i] = rc;
+        return rc;
+    }
+    if (leases == NULL)
+        rc = persi_bad(store, "complete_batch", "leases is NULL");
+    else if (results == NULL)
+        rc = persi_bad(store, "complete_batch", "results is NULL");
+    else if (count == 0 || count > store->caps.max_batch)
+        rc = persi_bad(store, "complete_batch", "count is %lu; it must be 1..%lu",
+                       (unsigned long)count, (unsigned long)store->caps.max_batch);
+    for (i = 0; rc == PERS_OK && i < count; i++) {
+        persi_format(op, sizeof op, "complete_batch: item %lu", (unsigned long)i);
+        rc = persi_need_completion(store, op, &leases[i],
+                                   completions != NULL ? &completions[i] : &empty);
+    }
+    if (rc != PERS_OK) {
+        for (i = 0; results != NULL && i < count && i <= PERS_BATCH_MAX; i++)
+            results[i] = rc;
+    } else if (store->vt.complete_batch == NULL) {
+        rc = persi_complete_each(store, leases, completions, count, results);
+    } else {
+        /* A backend that leaves an item unanswered has failed it (PERS_ERR_INTERNAL). */
+        for (i = 0; i < count; i++)
+            results[i] = PERS_ERR_INTERNAL;
+        persi_detail_init(&d);
+        rc = persi_backend_done(
+            store, "complete_batch",
+            store->vt.complete_batch(store->backend, leases, completions, count, results, &d),
+            &d);
+        for (i = 0; rc == PERS_OK && i < count; i++)
+            if (!persi_item_outcome(results[i]))
+                rc = persi_fail(store, PERS_ERR_INTERNAL,
+                                "complete_batch: the backend answered item %lu with %s, which "
+                                "is not the outcome of one completion (S20)",
+                                (unsigned long)i,
+                                (unsigned)results[i] < (unsigned)PERS_RESULT_COUNT_
+                                    ? pers_result_string(results[i])
+                                    : "an unknown code");
+        for (i = 0; rc != PERS_OK && i < count; i++)
+            if (results[i] != PERS_OK)
+                results[i] = rc;
     }
     persi_leave(store);
     return rc;

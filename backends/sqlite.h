@@ -2276,6 +2276,9 @@ static pers_result psqli_expire_subscriptions(void *backend, const char *tenant,
 
 /* Positional, in PERS_BACKEND_OPS order, generated from the list itself: every method of the
    list must exist here as psqli_<name>. */
+/* TEMPORARY until this backend implements S20 (in progress): the store completes items one
+   by one. */
+#define psqli_complete_batch NULL
 static const pers_backend_vtable psqli_vtable = {
     PERS_BACKEND_ABI_VERSION,
     (uint32_t)sizeof(pers_backend_vtable),

@@ -2,7 +2,7 @@
    header.
 
    The conformance suite every storage backend of persistence.h must pass: one call runs every
-   case against a factory of fresh stores and checks the semantics S1..S19 written down in
+   case against a factory of fresh stores and checks the semantics S1..S20 written down in
    persistence.h, each case citing the rule it checks (e.g. "S5d"). Only what the contract
    specifies is asserted.
 
@@ -64,7 +64,7 @@
             of the reclaimed lease: expected PERS_ERR_LEASE_LOST, got PERS_OK
        NOT SUPPORTED PS-SUB-01 subscribe creates one row per queue: the backend does not declare
             PERS_CAP_SUBSCRIPTIONS
-       persistence contract memory: 66 passed, 0 failed, 0 not supported
+       persistence contract memory: 69 passed, 0 failed, 0 not supported
 
    and returns the number of failed cases. Pass a pers_contract_report to get the counts, the
    seed and, with an array of your own, every case's outcome and message.
@@ -105,7 +105,7 @@
                    Checks of an undeclared capability inside other cases are skipped, never
                    failed.
 
-   CASES (stable ids; list for PERS_BACKEND_ABI_VERSION 1, PERS_CONTRACT_CASES_ABI)
+   CASES (stable ids; list for PERS_BACKEND_ABI_VERSION 2, PERS_CONTRACT_CASES_ABI)
    =====
    Cites are to persistence.h. [CAP] names the capability a case needs.
    PS-TASK-01     get_task reports every field as enqueued and as claimed; unknown id NOT_FOUND
@@ -142,6 +142,9 @@
    PS-COMPLETE-02 a second completion is ALREADY_COMPLETED and keeps the first result (S5c)
    PS-COMPLETE-03 every action after completion: INVALID_STATE or LEASE_LOST (S5c, S5d)
    PS-COMPLETE-04 complete with failed = 1 is final whatever the attempts left (S6, S12)
+   PS-CBATCH-01   complete_batch: each item as complete would, its own code, any tenant (S20)
+   PS-CBATCH-02   complete_batch: an invalid item refuses the whole batch, nothing changes (S20)
+   PS-CBATCH-03   complete_batch of a whole claim, expired leases among them (S20, S7)
    PS-RESULT-01   get_result: NOT_FOUND until completed or failed, and for dead tasks [RESULTS]
    PS-IDEM-01     a repeated key in the same (tenant, queue) returns the task, changes nothing
    PS-IDEM-02     the same key in another queue or tenant is unrelated (S8)
@@ -221,7 +224,7 @@
 #define PERS_CONTRACT_VERSION_STRING "0.1.0"
 
 /* The case list above is complete for backend ABI versions up to this one. */
-#define PERS_CONTRACT_CASES_ABI 1u
+#define PERS_CONTRACT_CASES_ABI 2u
 
 /* Size of one case's message, NUL included (longer messages are truncated). */
 #define PERS_CONTRACT_MESSAGE_MAX 2048
@@ -2544,6 +2547,239 @@ static void pcti_complete_04(pcti_case *c)
     pers_task_free(c->s, &t);
 }
 
+/* PS-CBATCH-01 */
+static void pcti_cbatch_01(pcti_case *c)
+{
+    static const char *const email[] = {"email"};
+    pers_task a, b, stale, d, e, f;
+    pers_lease l[7];
+    pers_completion w[7];
+    pers_result res[7];
+    static const pers_result want[7] = {PERS_OK, PERS_ERR_LEASE_LOST, PERS_OK,
+                                        PERS_ERR_NOT_FOUND, PERS_ERR_ALREADY_COMPLETED, PERS_OK,
+                                        PERS_ERR_NOT_FOUND};
+    static const char *const item[7] = {
+        "a with its token", "b with a stale token (S5d)", "d failed = 1 (S12)",
+        "e named in the wrong tenant (S13)", "a a second time (S5c, items in order)",
+        "e in its own tenant", "an id never enqueued (S5a)"};
+    pers_claim_res cr;
+    pers_task two[2];
+    int64_t t0;
+    size_t i;
+    if (!pcti_put(c, "acme", "email", "a", 0, 0, 0) ||
+        !pcti_put(c, "acme", "email", "b", 0, 0, 0) ||
+        !pcti_put(c, "acme", "sms", "d", 0, 0, 0) ||
+        !pcti_put(c, "globex", "email", "e", 0, 0, 0) ||
+        !pcti_put(c, "acme", "email", "f", -1, 0, 0) ||
+        !pcti_take(c, "acme", "email", "w1", PCTI_LONG, "a", &a, "claim of a") ||
+        !pcti_take(c, "acme", "email", "w1", PCTI_LONG, "b", &stale, "claim of b"))
+        return;
+    /* b is given back and claimed again: its first token is stale. */
+    pcti_rc(c, pcti_abandon(c, "acme", "b", stale.lease_token), PERS_OK, "abandon of b");
+    if (!pcti_take(c, "acme", "email", "w2", PCTI_LONG, "b", &b, "second claim of b") ||
+        !pcti_take(c, "acme", "sms", "w1", PCTI_LONG, "d", &d, "claim of d") ||
+        !pcti_take(c, "globex", "email", "w1", PCTI_LONG, "e", &e, "claim of e"))
+        return;
+    pcti_advance(c, 25);
+    t0 = pcti_now(c);
+    l[0] = pcti_lease("acme", "a", a.lease_token);
+    w[0] = pcti_done("ra", 0);
+    l[1] = pcti_lease("acme", "b", stale.lease_token);
+    w[1] = pcti_done("stale", 0);
+    l[2] = pcti_lease("acme", "d", d.lease_token);
+    w[2] = pcti_done("boom", 1);
+    l[3] = pcti_lease("acme", "e", e.lease_token);
+    w[3] = pcti_done("wrong tenant", 0);
+    l[4] = pcti_lease("acme", "a", a.lease_token);
+    w[4] = pcti_done("again", 0);
+    l[5] = pcti_lease("globex", "e", e.lease_token);
+    w[5] = pcti_done("re", 0);
+    l[6] = pcti_lease("acme", "never", 7);
+    w[6] = pcti_done("none", 0);
+    for (i = 0; i < 7; i++)
+        res[i] = PERS_ERR_INTERNAL;
+    if (pcti_rc(c, pers_complete_batch(c->s, l, w, 7, res), PERS_OK,
+                "S20: complete_batch of 7 items")) {
+        for (i = 0; i < 7; i++)
+            pcti_rc(c, res[i], want[i], "S20: results[%lu], %s", (unsigned long)i, item[i]);
+    }
+    if (pcti_get(c, "acme", "a", &f, "after the batch")) {
+        pcti_eq_state(c, f.state, PERS_STATE_COMPLETED, "S20, S12: a is completed");
+        pcti_eq_i64(c, f.finished_ms, t0, "S12: a's finished_ms = now");
+        pcti_eq_i64(c, f.lease_expires_ms, 0, "S12: a's lease is released");
+        pers_task_free(c->s, &f);
+    }
+    pcti_result_is(c, "acme", "a", PERS_STATE_COMPLETED, "ra", 2,
+                   "S20, S5c: a keeps its first result");
+    pcti_expect_task(c, "acme", "b", PERS_STATE_LEASED, 1,
+                     "S5d: b stays with its new holder after a stale item");
+    pcti_expect_task(c, "acme", "d", PERS_STATE_FAILED, 1, "S20, S12: d failed for good");
+    pcti_result_is(c, "acme", "d", PERS_STATE_FAILED, "boom", 4, "S12: d's error");
+    pcti_expect_task(c, "globex", "e", PERS_STATE_COMPLETED, 1, "S20: e in its own tenant");
+    pcti_result_is(c, "globex", "e", PERS_STATE_COMPLETED, "re", 2, "S12: e's result");
+    pcti_stats(c, "acme", "email", 0, 1, 1, 1, 0, 0, "S17: acme/email after the batch");
+    pcti_stats(c, "acme", "sms", 0, 0, 0, 0, 1, 0, "S17: acme/sms after the batch");
+    pcti_stats(c, "globex", "email", 0, 0, 0, 1, 0, 0, "S17: globex/email after the batch");
+    pers_task_free(c->s, &a);
+    pers_task_free(c->s, &stale);
+    pers_task_free(c->s, &d);
+    pers_task_free(c->s, &e);
+    /* completions NULL: every item completed with an empty result. */
+    if (pcti_claim(c, "acme", email, 1, "w3", PCTI_LONG, 2, two, &cr, "claim of f") == 1) {
+        l[0] = pcti_lease("acme", two[0].id, two[0].lease_token);
+        l[1] = pcti_lease("acme", "b", b.lease_token);
+        if (pcti_rc(c, pers_complete_batch(c->s, l, NULL, 2, res), PERS_OK,
+                    "S20: complete_batch with completions NULL")) {
+            pcti_rc(c, res[0], PERS_OK, "S20: results[0] with completions NULL");
+            pcti_rc(c, res[1], PERS_OK, "S20: results[1] with completions NULL");
+            pcti_result_is(c, "acme", "f", PERS_STATE_COMPLETED, "", 0,
+                           "S20: completions NULL stores an empty result");
+            pcti_result_is(c, "acme", "b", PERS_STATE_COMPLETED, "", 0,
+                           "S20: completions NULL stores an empty result");
+        }
+        pers_tasks_free(c->s, two, cr.count);
+    } else if (cr.count > 1) {
+        pcti_fail(c, "claim of f: expected 1 task, got %lu", (unsigned long)cr.count);
+        pers_tasks_free(c->s, two, cr.count);
+    }
+    pers_task_free(c->s, &b);
+}
+
+/* PS-CBATCH-02 */
+static void pcti_cbatch_02(pcti_case *c)
+{
+    pers_store_desc desc = pers_store_resolved(c->s);
+    pers_task a, b;
+    pers_lease l[2];
+    pers_completion w[2];
+    pers_result res[2];
+    char *big;
+    size_t i, k;
+    const char *what[5] = {"token 0 (S4)", "a tenant with '|' (S10)",
+                           "a result over the limit (S11)", "failed = 2",
+                           "data NULL with a length"};
+    pers_result want[5] = {PERS_ERR_INVALID_ARGUMENT, PERS_ERR_INVALID_ARGUMENT,
+                           PERS_ERR_TOO_LARGE, PERS_ERR_INVALID_ARGUMENT,
+                           PERS_ERR_INVALID_ARGUMENT};
+    if (!pcti_put(c, "acme", "email", "a", 0, 0, 0) ||
+        !pcti_put(c, "acme", "email", "b", 0, 0, 0) ||
+        !pcti_take(c, "acme", "email", "w1", PCTI_LONG, "a", &a, "claim of a") ||
+        !pcti_take(c, "acme", "email", "w1", PCTI_LONG, "b", &b, "claim of b"))
+        return;
+    big = (char *)calloc(1, (size_t)desc.max_payload_bytes + 1);
+    if (big == NULL) {
+        pcti_fail(c, "the suite ran out of memory");
+        pers_task_free(c->s, &a);
+        pers_task_free(c->s, &b);
+        return;
+    }
+    for (k = 0; k < 5; k++) {
+        l[0] = pcti_lease("acme", "a", a.lease_token);
+        w[0] = pcti_done("ok", 0);
+        l[1] = pcti_lease("acme", "b", b.lease_token);
+        w[1] = pcti_done("ok", 0);
+        if (k == 0)
+            l[1].token = 0;
+        else if (k == 1)
+            l[1].tenant = "ac|me";
+        else if (k == 2) {
+            w[1].data = big;
+            w[1].data_len = (size_t)desc.max_payload_bytes + 1;
+        } else if (k == 3)
+            w[1].failed = 2;
+        else {
+            w[1].data = NULL;
+            w[1].data_len = 3;
+        }
+        res[0] = res[1] = PERS_OK;
+        if (pcti_rc(c, pers_complete_batch(c->s, l, w, 2, res), want[k],
+                    "S20: complete_batch whose item 1 has %s", what[k]))
+            for (i = 0; i < 2; i++)
+                pcti_rc(c, res[i], want[k], "S20: results[%lu] of a refused batch (%s)",
+                        (unsigned long)i, what[k]);
+        pcti_true(c, strstr(pers_errmsg(c->s), "item 1") != NULL,
+                  "S20: the message of a refused batch names the item: \"%s\"",
+                  pers_errmsg(c->s));
+    }
+    free(big);
+    l[0] = pcti_lease("acme", "a", a.lease_token);
+    pcti_rc(c, pers_complete_batch(c->s, l, NULL, 0, res), PERS_ERR_INVALID_ARGUMENT,
+            "S20: complete_batch of 0 items");
+    pcti_rc(c, pers_complete_batch(c->s, NULL, NULL, 1, res), PERS_ERR_INVALID_ARGUMENT,
+            "S20: complete_batch with leases NULL");
+    pcti_rc(c, pers_complete_batch(c->s, l, NULL, 1, NULL), PERS_ERR_INVALID_ARGUMENT,
+            "S20: complete_batch with results NULL");
+    pcti_expect_task(c, "acme", "a", PERS_STATE_LEASED, 1, "S20: a refused batch changes nothing");
+    pcti_expect_task(c, "acme", "b", PERS_STATE_LEASED, 1, "S20: a refused batch changes nothing");
+    pcti_no_result(c, "acme", "a", "S20: a refused batch stores no result");
+    l[1] = pcti_lease("acme", "b", b.lease_token);
+    if (pcti_rc(c, pers_complete_batch(c->s, l, NULL, 2, res), PERS_OK,
+                "S20: the same batch, valid")) {
+        pcti_rc(c, res[0], PERS_OK, "S20: results[0] of the valid batch");
+        pcti_rc(c, res[1], PERS_OK, "S20: results[1] of the valid batch");
+    }
+    pcti_stats(c, "acme", "email", 0, 0, 0, 2, 0, 0, "S17: both completed at last");
+    pers_task_free(c->s, &a);
+    pers_task_free(c->s, &b);
+}
+
+/* PS-CBATCH-03 */
+static void pcti_cbatch_03(pcti_case *c)
+{
+    enum { N = 20 };
+    static const char *const email[] = {"email"};
+    pers_task t[N];
+    pers_claim_res cr;
+    pers_lease l[N];
+    pers_completion w[N];
+    pers_result res[N];
+    char id[N][8];
+    size_t i;
+    for (i = 0; i < N; i++) {
+        snprintf(id[i], sizeof id[i], "t%02lu", (unsigned long)i);
+        if (!pcti_put(c, "acme", "email", id[i], 0, 0, 3))
+            return;
+    }
+    if (pcti_claim(c, "acme", email, 1, "w1", 1000, N, t, &cr, "claim of 20") != N) {
+        if (cr.count > 0)
+            pers_tasks_free(c->s, t, cr.count);
+        pcti_fail(c, "S3: a claim of 20 with 20 ready returned %lu", (unsigned long)cr.count);
+        return;
+    }
+    pcti_advance(c, 500);
+    for (i = 0; i < N / 2; i++)
+        pcti_rc(c, pcti_extend(c, "acme", t[i].id, t[i].lease_token, 10000, NULL), PERS_OK,
+                "extend_lease of %s", t[i].id);
+    pcti_advance(c, 600); /* the other ten expired 100 ms ago */
+    for (i = 0; i < N; i++) {
+        l[i] = pcti_lease("acme", t[i].id, t[i].lease_token);
+        w[i] = pcti_done(t[i].id, 0);
+        res[i] = PERS_ERR_INTERNAL;
+    }
+    if (pcti_rc(c, pers_complete_batch(c->s, l, w, N, res), PERS_OK,
+                "S20: complete_batch of the whole claim"))
+        for (i = 0; i < N; i++)
+            pcti_rc(c, res[i], i < N / 2 ? PERS_OK : PERS_ERR_LEASE_LOST,
+                    "S20: results[%lu] (%s, lease %s)", (unsigned long)i, t[i].id,
+                    i < N / 2 ? "extended" : "expired: S7, S5d");
+    for (i = 0; i < N; i++) {
+        if (i < N / 2) {
+            pcti_result_is(c, "acme", t[i].id, PERS_STATE_COMPLETED, t[i].id, 3,
+                           "S20: each item's own result");
+        } else {
+            pers_task g;
+            if (pcti_get(c, "acme", t[i].id, &g, "S7: an expired item")) {
+                pcti_eq_state(c, g.state, PERS_STATE_READY, "S7: %s expired, ready again",
+                              t[i].id);
+                pcti_eq_str(c, g.last_error, "lease expired", "S7: %s's reason", t[i].id);
+                pers_task_free(c->s, &g);
+            }
+        }
+    }
+    pcti_stats(c, "acme", "email", 0, N / 2, 0, N / 2, 0, 0, "S17: after the batch");
+    pers_tasks_free(c->s, t, N);
+}
+
 /* PS-RESULT-01 */
 static void pcti_result_01(pcti_case *c)
 {
@@ -3856,6 +4092,7 @@ static void pcti_close_01(pcti_case *c)
     pers_subscription_list sl;
     pers_task_state ts;
     pers_lease l;
+    pers_result item = PERS_OK;
     size_t n;
     int64_t exp;
     if (!pcti_put(c, "acme", "email", "a", 0, 0, 0) ||
@@ -3878,6 +4115,8 @@ static void pcti_close_01(pcti_case *c)
     PCTI_CLOSED_(pers_abandon(c->s, &l), "abandon");
     PCTI_CLOSED_(pers_nack(c->s, &l, 0, "x", &ts), "nack");
     PCTI_CLOSED_(pers_complete(c->s, &l, NULL), "complete");
+    PCTI_CLOSED_(pers_complete_batch(c->s, &l, NULL, 1, &item), "complete_batch");
+    pcti_rc(c, item, PERS_ERR_CLOSED, "S20: complete_batch after pers_close: results[0]");
     PCTI_CLOSED_(pers_get_task(c->s, "acme", "a", &g), "get_task");
     PCTI_CLOSED_(pers_queue_stats(c->s, "acme", "email", &st), "queue_stats");
     PCTI_CLOSED_(pers_list_dead(c->s, &lq, &tl), "list_dead");
@@ -3910,6 +4149,8 @@ static void pcti_caps_01(pcti_case *c)
     pers_cleanup_req kq = pcti_cleanup_req(NULL, 0, 0, 0);
     pers_task_result tr;
     pers_subscription_list sl;
+    pers_lease bl;
+    pers_result item = PERS_OK;
     size_t n;
     int has;
     if (!pcti_rc(c, pers_capabilities(c->s, &caps), PERS_OK, "capabilities"))
@@ -3962,6 +4203,12 @@ static void pcti_caps_01(pcti_case *c)
                    PERS_OK, "unsubscribe");
     PCTI_CAP_CALL_(PERS_CAP_HEALTH, pers_health(c->s), PERS_OK, "health");
 #undef PCTI_CAP_CALL_
+    /* S20: complete_batch works whether or not the backend has it (the store falls back). */
+    bl = pcti_lease("acme", "nosuch", 1);
+    if (pcti_rc(c, pers_complete_batch(c->s, &bl, NULL, 1, &item), PERS_OK,
+                "complete_batch of an unknown id (PERS_CAP_COMPLETE_BATCH %s)",
+                (caps.flags & PERS_CAP_COMPLETE_BATCH) ? "declared" : "not declared"))
+        pcti_rc(c, item, PERS_ERR_NOT_FOUND, "S20: complete_batch of an unknown id: results[0]");
     if (pcti_rc(c, pers_capabilities(c->s, &caps), PERS_OK, "capabilities a second time"))
         pcti_true(c, caps.flags == c->x->caps.flags,
                   "capabilities changed between two calls: 0x%llx, then 0x%llx",
@@ -4564,6 +4811,43 @@ static void pcti_r_worker_op(pcti_rstate *R, int op)
     }
 }
 
+/* S20: 1..3 leases drawn from those seen (the same one twice now and then), compared item by
+   item. */
+static void pcti_r_complete_batch(pcti_rstate *R)
+{
+    pers_lease le[2][3];
+    pers_completion d[3];
+    pers_result rc[2], res[2][3];
+    unsigned char data[3][16];
+    size_t n = 1 + pcti_r_below(R, 3), i, j, k, len;
+    char what[48];
+    snprintf(R->op, sizeof R->op, "complete_batch(");
+    for (i = 0; i < n; i++) {
+        const pcti_rlease *l = &R->leases[pcti_r_below(R, (uint32_t)R->nleases)];
+        len = pcti_r_below(R, 16);
+        for (j = 0; j < len; j++)
+            data[i][j] = (unsigned char)pcti_r_below(R, 256);
+        d[i].failed = pcti_r_below(R, 4) == 0;
+        d[i].data = data[i];
+        d[i].data_len = len;
+        for (k = 0; k < 2; k++)
+            le[k][i] = pcti_lease(l->tenant, l->id, l->tok[k]);
+        pcti_append(R->op, sizeof R->op, "%s{%s, %s, its token %llu/%llu, failed %d, %lu B}",
+                    i ? ", " : "", l->tenant, l->id, (unsigned long long)l->tok[0],
+                    (unsigned long long)l->tok[1], d[i].failed, (unsigned long)len);
+    }
+    pcti_append(R->op, sizeof R->op, ")");
+    for (k = 0; k < 2; k++)
+        rc[k] = pers_complete_batch(R->st[k], le[k], d, n, res[k]);
+    if (!pcti_r_rc(R, rc[0], rc[1]))
+        return;
+    for (i = 0; i < n; i++) {
+        snprintf(what, sizeof what, "results[%lu] (S20)", (unsigned long)i);
+        if (!pcti_r_i64(R, res[0][i], res[1][i], what))
+            return;
+    }
+}
+
 static void pcti_r_get_task(pcti_rstate *R)
 {
     const char *tenant, *id;
@@ -4771,7 +5055,7 @@ enum {
     PCTI_R_ENQUEUE, PCTI_R_BATCH, PCTI_R_CLAIM, PCTI_R_EXTEND, PCTI_R_ABANDON, PCTI_R_NACK,
     PCTI_R_COMPLETE, PCTI_R_ADVANCE, PCTI_R_GET, PCTI_R_STATS, PCTI_R_RESULT, PCTI_R_DEAD,
     PCTI_R_REQUEUE, PCTI_R_CLEAN_TASKS, PCTI_R_CLEAN_RESULTS, PCTI_R_SUBSCRIBE,
-    PCTI_R_UNSUBSCRIBE, PCTI_R_EXPIRE, PCTI_R_LIST_QUEUE, PCTI_R_LIST_WORKER
+    PCTI_R_UNSUBSCRIBE, PCTI_R_EXPIRE, PCTI_R_LIST_QUEUE, PCTI_R_LIST_WORKER, PCTI_R_CBATCH
 };
 
 static const struct {
@@ -4799,6 +5083,7 @@ static const struct {
     {PCTI_R_EXPIRE, 1, PERS_CAP_SUBSCRIPTIONS},
     {PCTI_R_LIST_QUEUE, 1, PERS_CAP_SUBSCRIPTIONS},
     {PCTI_R_LIST_WORKER, 1, PERS_CAP_SUBSCRIPTIONS},
+    {PCTI_R_CBATCH, 3, 0},
 };
 #define PCTI_R_OP_COUNT (sizeof pcti_r_ops / sizeof pcti_r_ops[0])
 
@@ -4849,7 +5134,8 @@ static void pcti_random_01(pcti_case *c)
             }
             pick -= pcti_r_ops[i].weight;
         }
-        if (R->nleases == 0 && op >= PCTI_R_EXTEND && op <= PCTI_R_COMPLETE)
+        if (R->nleases == 0 &&
+            ((op >= PCTI_R_EXTEND && op <= PCTI_R_COMPLETE) || op == PCTI_R_CBATCH))
             op = PCTI_R_CLAIM;
         R->op[0] = '\0';
         switch (op) {
@@ -4892,6 +5178,9 @@ static void pcti_random_01(pcti_case *c)
         case PCTI_R_CLEAN_TASKS:
         case PCTI_R_CLEAN_RESULTS:
             pcti_r_cleanup(R, op == PCTI_R_CLEAN_RESULTS);
+            break;
+        case PCTI_R_CBATCH:
+            pcti_r_complete_batch(R);
             break;
         default:
             pcti_r_subs(R, op - PCTI_R_SUBSCRIBE);
@@ -4948,6 +5237,9 @@ static const pcti_case_def pcti_cases[] = {
     {"PS-COMPLETE-02", "double completion keeps the first result", 0, pcti_complete_02},
     {"PS-COMPLETE-03", "every action after completion is refused", 0, pcti_complete_03},
     {"PS-COMPLETE-04", "failed completion is final", 0, pcti_complete_04},
+    {"PS-CBATCH-01", "complete_batch: each item as complete would", 0, pcti_cbatch_01},
+    {"PS-CBATCH-02", "complete_batch refuses an invalid item", 0, pcti_cbatch_02},
+    {"PS-CBATCH-03", "complete_batch of a whole claim with expired leases", 0, pcti_cbatch_03},
     {"PS-RESULT-01", "get_result before and after completion", PERS_CAP_RESULTS,
      pcti_result_01},
     {"PS-IDEM-01", "repeated key in the same queue changes nothing", 0, pcti_idem_01},

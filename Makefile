@@ -71,7 +71,8 @@ all: $(TEST_BINS)
 test: $(TEST_BINS) $(REPLAY_BINS)
 	@$(call require_optional,$(REDIS_ENABLED),the Redis backend's tests,$(REDIS_PKGS))
 	@$(call require_optional,$(SQLITE_ENABLED),the SQLite backend's tests,$(SQLITE_PKGS))
-	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh --next tests/structure/static_archive.sh --next tests/structure/install.sh --next tests/structure/examples.sh --next python3 tests/structure/abi_layout.py \
+	@tests/run.sh $(call run_list,$(TEST_BINS),$(REPLAY_BINS)) tests/structure/readme_example.sh --next tests/structure/static_archive.sh --next tests/structure/install.sh --next tests/structure/examples.sh --next tests/structure/custom_backend.sh --next tests/structure/taskq.sh --next python3 tests/structure/abi_layout.py \
+	  --next python3 tests/structure/api_doc.py --next python3 bench/plot.py --check \
 	  --next python3 tests/gen/test_scaffold.py --next tests/gen/render_and_build.sh
 
 sanitize: $(ASAN_BINS) $(ASAN_REPLAY) $(TSAN_BINS)
@@ -104,8 +105,21 @@ fuzz: $(FUZZ_BINS)
 bench: $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
 
-demo: $(BUILD)/examples/plugin_demo
+# make demo: the registry tour, then taskq (examples/taskq) running its scenario: separate worker
+# processes on an SQLite file when SQLite is there, else the same in one process on the memory
+# backend. The binary's name says which backends it has, so installing SQLite later rebuilds it.
+TASKQ_VARIANT := memory$(if $(SQLITE_ENABLED),-sqlite)$(if $(REDIS_ENABLED),-redis)
+TASKQ_BIN     := $(BUILD)/examples/taskq-$(TASKQ_VARIANT)
+TASKQ_DEFS    := $(if $(SQLITE_ENABLED),-DTASKQ_WITH_SQLITE) $(if $(REDIS_ENABLED),-DTASKQ_WITH_REDIS)
+TASKQ_LIBS    := $(if $(SQLITE_ENABLED),-lsqlite3) $(if $(REDIS_ENABLED),-lhiredis)
+demo: $(BUILD)/examples/plugin_demo $(TASKQ_BIN)
 	@$(BUILD)/examples/plugin_demo
+	@echo
+	@sh examples/taskq/demo.sh $(TASKQ_BIN)
+
+$(TASKQ_BIN): examples/taskq/taskq.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) -I. $(TASKQ_DEFS) $< -o $@ $(LIBS) $(TASKQ_LIBS)
 
 # Headers keep their relative layout (they include each other by relative path).
 PUBLIC_HEADERS = $(wildcard *.h backends/*.h tests/contract/*_contract.h)

@@ -209,7 +209,8 @@
    pers_subscription_list_free. They may be called after pers_close, not after pers_destroy.
    Fixed-size fields (ids, names) are arrays inside the structs. Nothing is returned that
    points into the store. On failure nothing needs to be freed (outputs are left empty), and
-   freeing an empty (zeroed) output is harmless.
+   freeing an empty (zeroed) output is harmless. The free functions zero what they free (a
+   list's count and total too), so read what you need before freeing.
 
    ERRORS
    ======
@@ -654,6 +655,13 @@ typedef struct pers_backend_vtable {
    registering backends (pers_memory_register does); a second call is harmless. */
 PERS_API pers_result pers_declare(plg_registry *reg);
 
+/* What a backend's register function does: pers_declare, then plg_register of its descriptor
+   (type PERS_PLUGIN_TYPE, interface PERS_INTERFACE_ID), the registry's answer translated:
+   PLG_ERR_DUPLICATE -> PERS_ERR_DUPLICATE, an ABI or vtable-size problem -> PERS_ERR_ABI_MISMATCH,
+   a bad descriptor or missing method -> PERS_ERR_INVALID_ARGUMENT, PLG_ERR_LIMIT ->
+   PERS_ERR_LIMIT. The registry's message (plg_errmsg) says what was wrong. */
+PERS_API pers_result pers_register_backend(plg_registry *reg, const plg_descriptor *descriptor);
+
 /* The same checks on a vtable in hand: ABI version within PERS_BACKEND_ABI_MIN..VERSION, struct
    size, required methods. Writes the problem into message (may be NULL). */
 PERS_API pers_result pers_check_vtable(const pers_backend_vtable *vtable, char *message,
@@ -683,9 +691,9 @@ PERS_API pers_result pers_open(plg_registry *reg, const char *provider, const ch
                                const pers_store_desc *desc, pers_store **out);
 /* pers_open with PERSISTENCE_PROVIDER and PERSISTENCE_CONFIG from the environment. With no
    provider set (absent or empty), the embedded default: "sqlite" when a plugin by that name is
-   registered, else "memory". When the default is "sqlite" and PERSISTENCE_CONFIG is not set
-   either, its database is the file persistence.sqlite in $PERSISTENCE_DIR, else $TMPDIR, else
-   /tmp. */
+   registered, else "memory". When the provider is "sqlite" (set or by default) and
+   PERSISTENCE_CONFIG is not set, its database is the file persistence.sqlite in
+   $PERSISTENCE_DIR, else $TMPDIR, else /tmp. */
 PERS_API pers_result pers_open_env(plg_registry *reg, const pers_store_desc *desc,
                                    pers_store **out);
 /* Opens a store straight on a vtable, without a registry (tests, benchmarks, embedding).
@@ -1333,6 +1341,33 @@ PERSI_DEF pers_result pers_declare(plg_registry *reg)
     if (rc == PLG_ERR_NO_MEMORY)
         return PERS_ERR_NO_MEMORY;
     return PERS_ERR_INTERNAL;
+}
+
+PERSI_DEF pers_result pers_register_backend(plg_registry *reg, const plg_descriptor *descriptor)
+{
+    pers_result rc;
+    if (reg == NULL || descriptor == NULL)
+        return PERS_ERR_INVALID_ARGUMENT;
+    if ((rc = pers_declare(reg)) != PERS_OK)
+        return rc;
+    switch (plg_register(reg, descriptor, NULL)) {
+    case PLG_OK:
+        return PERS_OK;
+    case PLG_ERR_DUPLICATE:
+        return PERS_ERR_DUPLICATE;
+    case PLG_ERR_NO_MEMORY:
+        return PERS_ERR_NO_MEMORY;
+    case PLG_ERR_ABI_MISMATCH:
+    case PLG_ERR_VTABLE_TOO_SMALL:
+    case PLG_ERR_HOST_API_MISMATCH:
+        return PERS_ERR_ABI_MISMATCH;
+    case PLG_ERR_LIMIT:
+        return PERS_ERR_LIMIT;
+    case PLG_ERR_INTERNAL:
+        return PERS_ERR_INTERNAL;
+    default: /* names, versions, ranges, schema, callbacks, methods: the descriptor is wrong */
+        return PERS_ERR_INVALID_ARGUMENT;
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2001,8 +2036,9 @@ PERSI_DEF pers_result pers_open_env(plg_registry *reg, const pers_store_desc *de
     if (!from_env)
         provider = plg_find(reg, PERS_PLUGIN_TYPE, "sqlite", &probe) == PLG_OK ? "sqlite"
                                                                                 : "memory";
-    if (!from_env && strcmp(provider, "sqlite") == 0 && (config == NULL || config[0] == '\0')) {
-        /* The embedded default with nothing configured: a file in a given or temporary dir. */
+    if (strcmp(provider, "sqlite") == 0 && (config == NULL || config[0] == '\0')) {
+        /* The embedded store with nothing configured: a file in a given or temporary dir, the
+           same whether "sqlite" was asked for or is the default. */
         const char *dir = getenv("PERSISTENCE_DIR");
         size_t i, n = 0;
         if (dir == NULL || dir[0] == '\0')

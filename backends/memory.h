@@ -79,8 +79,8 @@ PERS_API const pers_backend_vtable *pers_memory_vtable(void);
    capabilities "tasks", "results", "subscriptions", "dead-letter", "batch", "stats",
    "retention", "thread-safe". */
 PERS_API const plg_descriptor *pers_memory_descriptor(void);
-/* pers_declare(reg), then plg_register of the descriptor. A second registration is
-   PERS_ERR_DUPLICATE; other registry failures PERS_ERR_INTERNAL (details in plg_errmsg). */
+/* pers_register_backend(reg, descriptor): a second registration is PERS_ERR_DUPLICATE; the
+   other registry failures as pers_register_backend translates them (details in plg_errmsg). */
 PERS_API pers_result pers_memory_register(plg_registry *reg);
 /* The backend's configuration schema (for documentation generators and tests). */
 PERS_API const plg_config_key *pers_memory_config_schema(size_t *count);
@@ -2342,20 +2342,7 @@ PMEMI_DEF const plg_config_key *pers_memory_config_schema(size_t *count)
 
 PMEMI_DEF pers_result pers_memory_register(plg_registry *reg)
 {
-    pers_result rc;
-    plg_result prc;
-    if (reg == NULL)
-        return PERS_ERR_INVALID_ARGUMENT;
-    if ((rc = pers_declare(reg)) != PERS_OK)
-        return rc;
-    prc = plg_register(reg, &pmemi_descriptor, NULL);
-    if (prc == PLG_OK)
-        return PERS_OK;
-    if (prc == PLG_ERR_DUPLICATE)
-        return PERS_ERR_DUPLICATE;
-    if (prc == PLG_ERR_NO_MEMORY)
-        return PERS_ERR_NO_MEMORY;
-    return PERS_ERR_INTERNAL;
+    return pers_register_backend(reg, &pmemi_descriptor);
 }
 
 #ifdef __cplusplus

@@ -737,6 +737,31 @@ TEST(registry_refuses_an_incomplete_backend)
     plg_registry_destroy(reg);
 }
 
+/* pers_register_backend translates the registry's answers into pers_result codes. */
+TEST(register_backend_translates_the_registry)
+{
+    plg_registry *reg = NULL;
+    pers_backend_vtable vt = tiny_vtable(), broken = tiny_vtable();
+    plg_descriptor d;
+    CHECK_INT(pers_register_backend(NULL, NULL), PERS_ERR_INVALID_ARGUMENT);
+    CHECK_INT(plg_registry_create(NULL, &reg), PLG_OK);
+    CHECK_INT(pers_register_backend(reg, NULL), PERS_ERR_INVALID_ARGUMENT);
+    d = tiny_descriptor("fine", &vt); /* the interface is declared on the way */
+    CHECK_INT(pers_register_backend(reg, &d), PERS_OK);
+    CHECK_INT(pers_register_backend(reg, &d), PERS_ERR_DUPLICATE);
+    broken.claim = NULL;
+    d = tiny_descriptor("broken", &broken);
+    CHECK_INT(pers_register_backend(reg, &d), PERS_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(plg_errmsg(reg), "claim");
+    broken = tiny_vtable();
+    broken.abi_version = PERS_BACKEND_ABI_VERSION + 1;
+    d = tiny_descriptor("future", &broken);
+    CHECK_INT(pers_register_backend(reg, &d), PERS_ERR_ABI_MISMATCH);
+    d = tiny_descriptor("bad name!", &vt);
+    CHECK_INT(pers_register_backend(reg, &d), PERS_ERR_INVALID_ARGUMENT);
+    plg_registry_destroy(reg);
+}
+
 /* ---------------------------------------------------------------------------------------------
    Provider selection
    ------------------------------------------------------------------------------------------- */
@@ -1030,6 +1055,7 @@ int main(void)
     RUN(error_messages_are_per_thread);
     RUN(vtable_checks_name_the_problem);
     RUN(registry_refuses_an_incomplete_backend);
+    RUN(register_backend_translates_the_registry);
     RUN(open_by_provider_name);
     RUN(unknown_provider_lists_the_registered_ones);
     RUN(bad_config_names_the_key_and_hides_secrets);

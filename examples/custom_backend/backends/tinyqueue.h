@@ -129,8 +129,8 @@ extern "C" {
 TINYQUEUE_API const pers_backend_vtable *tinyqueue_vtable(void);
 /* Its plugin descriptor: type "persistence", name "tinyqueue", the configuration schema above. */
 TINYQUEUE_API const plg_descriptor *tinyqueue_descriptor(void);
-/* pers_declare(reg), then plg_register of the descriptor. A second registration is
-   PERS_ERR_DUPLICATE; other registry failures PERS_ERR_INTERNAL (details in plg_errmsg). */
+/* pers_register_backend(reg, descriptor): a second registration is PERS_ERR_DUPLICATE; the
+   other registry failures as pers_register_backend translates them (details in plg_errmsg). */
 TINYQUEUE_API pers_result tinyqueue_register(plg_registry *reg);
 /* The configuration schema (for documentation generators and tests). */
 TINYQUEUE_API const plg_config_key *tinyqueue_config_schema(size_t *count);
@@ -1703,20 +1703,7 @@ TINYQUEUEI_DEF const plg_config_key *tinyqueue_config_schema(size_t *count)
 
 TINYQUEUEI_DEF pers_result tinyqueue_register(plg_registry *reg)
 {
-    pers_result rc;
-    plg_result prc;
-    if (reg == NULL)
-        return PERS_ERR_INVALID_ARGUMENT;
-    if ((rc = pers_declare(reg)) != PERS_OK)
-        return rc;
-    prc = plg_register(reg, &tinyqueuei_descriptor, NULL);
-    if (prc == PLG_OK)
-        return PERS_OK;
-    if (prc == PLG_ERR_DUPLICATE)
-        return PERS_ERR_DUPLICATE;
-    if (prc == PLG_ERR_NO_MEMORY)
-        return PERS_ERR_NO_MEMORY;
-    return PERS_ERR_INTERNAL;
+    return pers_register_backend(reg, &tinyqueuei_descriptor);
 }
 
 #ifdef __cplusplus

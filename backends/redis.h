@@ -27,7 +27,7 @@
    plg_config parsed against pers_redis_config_schema() (NULL: every default).
 
    Opening connects once (and fails with PERS_ERR_UNAVAILABLE when the server cannot be reached),
-   loads the scripts and checks maxmemory-policy. Every behaviour of persistence.h (S1..S19)
+   loads the scripts and checks maxmemory-policy. Every behaviour of persistence.h (S1..S20)
    holds, with the one refinement of S4 described under LEASE TOKENS. The compile-time options
    of persistence.h (PERS_API, PERS_STATIC, PERS_MALLOC/PERS_FREE through the store's
    allocator) apply; hiredis allocates its own buffers with malloc.
@@ -73,7 +73,9 @@
    P is key_prefix, T a tenant, Q a queue. S10 restricts names to [A-Za-z0-9_.-], so neither
    '|', ':', '{', '}' nor spaces occur in them: "{T|Q}" and "{T}" are unambiguous and no two
    (tenant, queue) pairs (or a pair and a tenant) share a key. The backend checks names again
-   (direct vtable callers) and refuses anything else with PERS_ERR_INVALID_ARGUMENT.
+   (direct vtable callers) and refuses anything else with PERS_ERR_INVALID_ARGUMENT; opened by a
+   store (PERS_OPEN_VALIDATED), whose checks come first, the worker operations skip the second
+   check of their tenant and task id.
 
      P:{T|Q}:m         hash: seq (enqueue counter), tok (lease token counter), completed, failed
      P:{T|Q}:ready     zset id, score (32767 - priority) * 2^36 + seq   (S3 in one ZRANGE)
@@ -110,7 +112,11 @@
        than one server's throughput for enqueues would need the directory split by id hash;
      - a claim over several queues is one script per queue, in order, each atomic;
      - a batch names one (tenant, queue) (S19), so it is one atomic script on one slot (the
-       backend refuses a mixed batch from direct vtable callers too).
+       backend refuses a mixed batch from direct vtable callers too);
+     - complete_batch (S20) names tasks of any tenants and queues, so of any slots: it is one
+       complete script per item (each item atomic on its own), all sent as one pipeline. The
+       items run in their order; a failure midway leaves the items answered before it done
+       (S20 allows that to a backend that works item by item).
    The backend speaks to one server (hiredis has no cluster routing): with Redis Cluster use a
    cluster-aware proxy; the layout above is what makes that possible.
 
@@ -169,6 +175,10 @@
                              resent request recognises its own task (duplicate = 0)
      complete, nack, abandon, requeue_dead   a per-call nonce recorded on the task makes the
                              resend report the first attempt's outcome
+     complete_batch          the same, with a nonce per item; only the items that got no
+                             reply are resent (a pipeline resends just the commands without
+                             a reply). If the resend fails too, the items answered keep their
+                             codes and the others read the failure, which the call returns
      extend_lease, reads, stats, cleanup, subscriptions          idempotent as they are
      claim                   never (a resend would lease other tasks; the first attempt's
                              tasks, if any, return to ready when their lease expires)
@@ -184,10 +194,11 @@
    ==============
    Round trips: enqueue 2 (reserve the id, enqueue); enqueue_batch 2 for the whole batch;
    claim 1 per queue visited; complete, extend_lease, nack, abandon, get_task, get_result,
-   requeue_dead 1 (2 when the id is not in the handle's cache). Server work: every script costs
-   a few redis.call()s, and a batch is handled with one HMGET/HSET/ZADD per key for all its
-   tasks, so enqueue_batch and a claim of k tasks cost O(k log n) with a constant number of
-   calls. claim, get_task, stats, list_dead, requeue_dead and cleanup first apply the due
+   requeue_dead 1 (2 when the id is not in the handle's cache); complete_batch 1 for the whole
+   batch (2 when some ids are not in the cache: their directory lookups share one pipeline).
+   Server work: every script costs a few redis.call()s, and a batch is handled with one
+   HMGET/HSET/ZADD per key for all its tasks, so enqueue_batch and a claim of k tasks cost
+   O(k log n) with a constant number of calls (complete_batch: one complete script per item). claim, get_task, stats, list_dead, requeue_dead and cleanup first apply the due
    promotions and lease expiries of their queue (S2, S7), O(log n) each; the worker operations
    (extend, abandon, nack, complete) judge only their own task's lease against now and leave
    the rest to the next of those (S2 and S7 allow lazy application: no caller can tell).
@@ -225,8 +236,8 @@ PERS_API const pers_backend_vtable *pers_redis_vtable(void);
    capabilities "tasks", "results", "subscriptions", "dead-letter", "batch", "stats",
    "retention", "durable", "shared", "thread-safe". */
 PERS_API const plg_descriptor *pers_redis_descriptor(void);
-/* pers_declare(reg), then plg_register of the descriptor. A second registration is
-   PERS_ERR_DUPLICATE; other registry failures PERS_ERR_INTERNAL (details in plg_errmsg). */
+/* pers_register_backend(reg, descriptor): a second registration is PERS_ERR_DUPLICATE; the
+   other registry failures as pers_register_backend translates them (details in plg_errmsg). */
 PERS_API pers_result pers_redis_register(plg_registry *reg);
 /* The backend's configuration schema (for documentation generators and tests). */
 PERS_API const plg_config_key *pers_redis_config_schema(size_t *count);
@@ -1517,6 +1528,7 @@ typedef struct predi_backend {
     int64_t connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
     uint64_t max_payload;
     int eviction_is_error;
+    int validated;              /* PERS_OPEN_VALIDATED: a store checks every argument first */
     int opening;                /* during open_store: authentication failures are CONFIG */
     char *script_text[PREDI_S_COUNT];
     size_t script_len[PREDI_S_COUNT];
@@ -2110,8 +2122,10 @@ static void predi_checkin(predi_backend *b, size_t idx)
     pthread_mutex_unlock(&b->pool_lock);
 }
 
-/* Sends the commands from..count-1 whose `only` flag matches (all when only is NULL) and reads
-   their replies into rq->rep. 0 ok; -1 when the connection failed (then freed and cleared). */
+/* Sends the commands whose `only` flag is set (all when only is NULL) and reads their replies
+   into rq->rep. A command being sent has no reply (NULL) until its own arrives, so after a
+   failure the replies present are exactly those that arrived. 0 ok; -1 when the connection
+   failed (then freed and cleared); -2 when nothing could be sent (out of memory). */
 static int predi_roundtrip(predi_backend *b, size_t slot, predi_req *rq, const int *only,
                            pers_result *rc, pers_detail *d)
 {
@@ -2121,6 +2135,11 @@ static int predi_roundtrip(predi_backend *b, size_t slot, predi_req *rq, const i
     char **bufs;
     long long *lens;
     char *joined = NULL, *out;
+    for (i = 0; i < rq->count; i++)
+        if ((only == NULL || only[i]) && rq->rep[i] != NULL) {
+            freeReplyObject(rq->rep[i]);
+            rq->rep[i] = NULL;
+        }
     /* Format every command (hiredis's formatter), then send them ourselves with MSG_NOSIGNAL:
        a write to a connection the server has reset must not raise SIGPIPE, whose default action
        would end the host process (hiredis itself uses write()). Nothing is sent unless every
@@ -2217,10 +2236,6 @@ static int predi_roundtrip(predi_backend *b, size_t slot, predi_req *rq, const i
         void *r = NULL;
         if (only != NULL && !only[i])
             continue;
-        if (rq->rep[i] != NULL) {
-            freeReplyObject(rq->rep[i]);
-            rq->rep[i] = NULL;
-        }
         errno = 0;
         if (redisGetReply(c, &r) != REDIS_OK || r == NULL) {
             err_no = errno;
@@ -2249,11 +2264,14 @@ static int predi_roundtrip(predi_backend *b, size_t slot, predi_req *rq, const i
 }
 
 /* Runs the request as one pipeline; the replies are in rq->rep. NOSCRIPT replies are resent as
-   EVAL (those commands did not run). retry_ok: the commands may be resent once on a fresh
-   connection when the first connection failed (see ERRORS AND RETRIES). */
+   EVAL (those commands did not run). retry_ok: when the connection fails, the commands that got
+   no reply are resent once on a fresh connection (see ERRORS AND RETRIES); those that got one
+   ran once and keep it. On failure rq->rep holds the replies of the commands that ran (NULL
+   for the others), which a caller of several independent commands may use (complete_batch). */
 static pers_result predi_exec(predi_backend *b, predi_req *rq, int retry_ok, pers_detail *d)
 {
     int attempt;
+    int *todo = NULL; /* after a failed attempt: the commands still without a reply */
     size_t slot, i;
     pers_result rc = PERS_OK;
     if (rq->oom) {
@@ -2263,9 +2281,9 @@ static pers_result predi_exec(predi_backend *b, predi_req *rq, int retry_ok, per
     for (attempt = 0;; attempt++) {
         rc = predi_checkout(b, &slot, d);
         if (rc != PERS_OK)
-            return rc;
+            break;
         rc = PERS_OK;
-        if (predi_roundtrip(b, slot, rq, NULL, &rc, d) == 0) {
+        if (predi_roundtrip(b, slot, rq, todo, &rc, d) == 0) {
             int *again = NULL;
             size_t missing = 0;
             for (i = 0; i < rq->count; i++)
@@ -2276,8 +2294,16 @@ static pers_result predi_exec(predi_backend *b, predi_req *rq, int retry_ok, per
                 again = (int *)predi_alloc(b, rq->count * sizeof *again);
                 if (again == NULL) {
                     predi_checkin(b, slot);
+                    for (i = 0; i < rq->count; i++) /* did not run: no reply */
+                        if (rq->cmds[i].script >= 0 && rq->rep[i]->type == REDIS_REPLY_ERROR &&
+                            rq->rep[i]->str != NULL &&
+                            strncmp(rq->rep[i]->str, "NOSCRIPT", 8) == 0) {
+                            freeReplyObject(rq->rep[i]);
+                            rq->rep[i] = NULL;
+                        }
                     pers_detail_set(d, "out of memory");
-                    return PERS_ERR_NO_MEMORY;
+                    rc = PERS_ERR_NO_MEMORY;
+                    break;
                 }
                 for (i = 0; i < rq->count; i++) {
                     again[i] = rq->cmds[i].script >= 0 &&
@@ -2291,22 +2317,29 @@ static pers_result predi_exec(predi_backend *b, predi_req *rq, int retry_ok, per
                           "sent as EVAL",
                           (unsigned long)missing);
                 rc = PERS_OK;
-                if (predi_roundtrip(b, slot, rq, again, &rc, d) != 0) {
-                    predi_free(b, again, rq->count * sizeof *again);
-                    predi_checkin(b, slot);
-                    return rc; /* the EVALs may have run: no resend */
-                }
+                /* on failure the EVALs may have run: no resend */
+                (void)predi_roundtrip(b, slot, rq, again, &rc, d);
                 predi_free(b, again, rq->count * sizeof *again);
             }
             predi_checkin(b, slot);
-            return PERS_OK;
+            break;
         }
         predi_checkin(b, slot);
         if (!retry_ok || attempt >= 1 || rc == PERS_ERR_NO_MEMORY)
-            return rc;
+            break;
+        if (todo == NULL) {
+            todo = (int *)predi_alloc(b, rq->count * sizeof *todo);
+            if (todo == NULL)
+                break; /* the connection's failure stands */
+        }
+        for (i = 0; i < rq->count; i++)
+            todo[i] = rq->rep[i] == NULL;
         predi_log(b, PLG_LOG_DEBUG, "persistence redis: %s; resending on a new connection",
                   d != NULL ? d->text : "");
     }
+    if (todo != NULL)
+        predi_free(b, todo, rq->count * sizeof *todo);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2660,6 +2693,8 @@ static pers_result predi_open_store(const plg_config *config, const pers_open_ar
         b->clock = args->clock;
     if (PREDI_ARG_(logger))
         b->logger = args->logger;
+    if (PREDI_ARG_(flags))
+        b->validated = (args->flags & PERS_OPEN_VALIDATED) != 0;
 #undef PREDI_ARG_
     if (b->clock.now_ms == NULL) {
         b->clock.now_ms = pers_wall_clock_ms;
@@ -2812,7 +2847,8 @@ static pers_result predi_capabilities(void *backend, pers_caps *caps, pers_detai
     memset(caps, 0, sizeof *caps);
     caps->flags = PERS_CAP_BATCH | PERS_CAP_STATS | PERS_CAP_DEAD_LETTER |
                   PERS_CAP_TASK_RETENTION | PERS_CAP_RESULTS | PERS_CAP_SUBSCRIPTIONS |
-                  PERS_CAP_HEALTH | PERS_CAP_DURABLE | PERS_CAP_SHARED;
+                  PERS_CAP_HEALTH | PERS_CAP_DURABLE | PERS_CAP_SHARED |
+                  PERS_CAP_COMPLETE_BATCH;
     caps->max_payload_bytes = b->max_payload;
     caps->max_batch = PERS_BATCH_MAX;
     return PERS_OK;
@@ -3199,90 +3235,230 @@ static pers_result predi_claim(void *backend, const pers_claim_req *req, pers_ta
 }
 
 /* ---------------------------------------------------------------------------------------------
-   Operations on one task by (tenant, id)
+   Operations on tasks by (tenant, id)
    ------------------------------------------------------------------------------------------- */
 
-/* The queue of a task: the cache, else the tenant's directory. */
-static pers_result predi_locate(predi_backend *b, const char *tenant, const char *id,
-                                int use_cache, char *queue, int *cached, pers_detail *d)
+/* One task that predi_task_calls runs a queue script on. The caller fills tenant, id and the
+   script's ARGV after now and id (args; lens NULL for C strings); the call fills the rest. */
+typedef struct predi_task_ref {
+    const char *tenant, *id;
+    const char *const *args;
+    const size_t *lens;
+    size_t nargs;
+    char queue[PERS_NAME_MAX + 1]; /* where the task was found */
+    pers_result rc;          /* PERS_OK: reply is the script's answer; PERS_ERR_NOT_FOUND; or
+                                the failure that left the task without an answer */
+    const redisReply *reply; /* with rc PERS_OK: an array of one element or more, never {-1} */
+    /* internal */
+    uint64_t hash;           /* of (tenant, id) */
+    size_t first;            /* the first ref that names the same task (itself if none) */
+    size_t cmd;              /* its command in the current request */
+    int at;                  /* PREDI_AT_* */
+    int active;              /* to be answered at the start of the current pass */
+    int pass;                /* the pass whose request holds reply */
+} predi_task_ref;
+
+enum {
+    PREDI_AT_LOOKUP, /* its queue is still to be found */
+    PREDI_AT_CACHED, /* queue from the handle's cache: a {-1} sends it to the directory */
+    PREDI_AT_DIR,    /* queue from the tenant's directory: a {-1} is NOT_FOUND */
+    PREDI_AT_SAME,   /* located with its first ref, in the same pass */
+    PREDI_AT_DONE    /* rc (and reply) final */
+};
+
+/* The queue in a reply to HGET P:{T}:ids id. PERS_OK (the cache learns it), PERS_ERR_NOT_FOUND
+   (no entry; nothing written to d), or the failure, described in d. */
+static pers_result predi_dir_entry(predi_backend *b, const redisReply *r, const char *tenant,
+                                   const char *id, char *queue, pers_detail *d)
 {
-    predi_req rq;
+    const char *sp;
+    size_t n;
+    if (r == NULL)
+        return predi_bad_reply(b, "HGET of the task directory", d);
+    if (r->type == REDIS_REPLY_ERROR)
+        return predi_reply_error(b, r, "HGET of the task directory", d);
+    if (r->type != REDIS_REPLY_STRING || r->str == NULL)
+        return PERS_ERR_NOT_FOUND;
+    sp = (const char *)memchr(r->str, ' ', r->len);
+    n = sp != NULL ? (size_t)(sp - r->str) : r->len;
+    predi_copy(queue, PERS_NAME_MAX + 1, r->str, n);
+    if (!predi_name_ok(queue))
+        return predi_bad_reply(b, "the task directory", d);
+    predi_cache_put(b, tenant, id, queue);
+    return PERS_OK;
+}
+
+/* Runs `script` on each of the n tasks of t, in the order given, with ARGV now, id, args...,
+   each on its own queue (any tenants and queues; one script per task keeps each task atomic).
+   Round trips: a task's queue comes from the handle's cache, else from its tenant's directory,
+   one pipeline of HGETs for all that miss; then one pipeline of all the scripts. A reply {-1}
+   (not in that queue) after a cache hit sends the task to the directory and runs it once more
+   in a second pass (those tasks only); after a directory answer it is NOT_FOUND. Refs that name
+   the same task share its lookups, so they run in their order within one pipeline.
+   Returns PERS_OK when every task has its rc (and reply); else the first failure (connection,
+   timeout, error reply), described in d: the tasks answered before it keep theirs, the others
+   have the failure as rc. The replies live in rq[0] and rq[1] (the request of each pass),
+   which the caller frees with predi_req_free whatever the outcome. A call for one task also
+   writes its NOT_FOUND message into d. */
+static pers_result predi_task_calls(predi_backend *b, int script, predi_task_ref *t, size_t n,
+                                    int retry_ok, predi_req rq[2], pers_detail *d)
+{
+    const char *name = predi_script_defs[script].name;
+    pers_detail *one = n == 1 ? d : NULL;
+    char nowbuf[32], what[96];
+    const char *now = predi_now(b, nowbuf, sizeof nowbuf);
+    pers_result rc = PERS_OK, e;
+    predi_req lk;
     predi_cmd *c;
-    pers_result rc;
     const redisReply *r;
-    *cached = 0;
-    if (use_cache && predi_cache_get(b, tenant, id, queue)) {
-        *cached = 1;
-        return PERS_OK;
+    size_t i, j, lookups, calls;
+    int pass;
+    predi_req_init(&rq[0], b);
+    predi_req_init(&rq[1], b);
+    for (i = 0; i < n; i++) {
+        t[i].hash = predi_hash(t[i].tenant, t[i].id);
+        t[i].first = i;
+        for (j = 0; j < i && t[i].first == i; j++) /* quadratic, but only in hashes: cheap */
+            if (t[j].hash == t[i].hash && t[j].first == j && strcmp(t[j].id, t[i].id) == 0 &&
+                strcmp(t[j].tenant, t[i].tenant) == 0)
+                t[i].first = j;
+        t[i].queue[0] = '\0';
+        t[i].rc = PERS_ERR_INTERNAL;
+        t[i].reply = NULL;
+        t[i].at = PREDI_AT_LOOKUP;
+        t[i].pass = 0;
     }
-    predi_req_init(&rq, b);
-    c = predi_req_add(&rq, -1);
-    predi_args(&rq, c, "HGET");
-    predi_arg_key(&rq, c, tenant, NULL, "ids");
-    predi_args(&rq, c, id);
-    rc = predi_exec(b, &rq, 1, d);
-    if (rc == PERS_OK)
-        rc = predi_reply_ok(b, &rq, 0, "HGET", d);
-    r = rc == PERS_OK ? rq.rep[0] : NULL;
-    if (rc == PERS_OK && r->type == REDIS_REPLY_STRING && r->str != NULL) {
-        const char *sp = (const char *)memchr(r->str, ' ', r->len);
-        size_t n = sp != NULL ? (size_t)(sp - r->str) : r->len;
-        predi_copy(queue, PERS_NAME_MAX + 1, r->str, n);
-        if (!predi_name_ok(queue))
-            rc = predi_bad_reply(b, "the task directory", d);
-        else
-            predi_cache_put(b, tenant, id, queue);
-    } else if (rc == PERS_OK) {
-        pers_detail_set(d, "no task \"%s\" in tenant \"%s\"", id, tenant);
-        rc = PERS_ERR_NOT_FOUND;
+    for (pass = 0; pass < 2 && rc == PERS_OK; pass++) {
+        /* 1. Each task's queue: the cache (first pass only), else the directory. */
+        predi_req_init(&lk, b);
+        lookups = 0;
+        for (i = 0; i < n; i++) {
+            t[i].active = t[i].at == PREDI_AT_LOOKUP;
+            if (!t[i].active)
+                continue;
+            if (t[i].first != i && t[t[i].first].active) {
+                t[i].at = PREDI_AT_SAME;
+            } else if (pass == 0 && predi_cache_get(b, t[i].tenant, t[i].id, t[i].queue)) {
+                t[i].at = PREDI_AT_CACHED;
+            } else {
+                c = predi_req_add(&lk, -1);
+                predi_args(&lk, c, "HGET");
+                predi_arg_key(&lk, c, t[i].tenant, NULL, "ids");
+                predi_args(&lk, c, t[i].id);
+                t[i].cmd = lookups++;
+                t[i].at = PREDI_AT_DIR;
+            }
+        }
+        if (lookups > 0)
+            rc = predi_exec(b, &lk, 1, d); /* reads: resent as they are */
+        for (i = 0; rc == PERS_OK && i < n; i++) {
+            if (!t[i].active || t[i].at != PREDI_AT_DIR)
+                continue;
+            e = predi_dir_entry(b, lk.rep[t[i].cmd], t[i].tenant, t[i].id, t[i].queue, d);
+            if (e == PERS_ERR_NOT_FOUND) {
+                pers_detail_set(one, "no task \"%s\" in tenant \"%s\"", t[i].id, t[i].tenant);
+                t[i].rc = e;
+                t[i].at = PREDI_AT_DONE;
+            } else if (e != PERS_OK) {
+                rc = e;
+            }
+        }
+        predi_req_free(&lk);
+        if (rc != PERS_OK)
+            break;
+        /* 2. One script per task still to answer, in the order given, in one pipeline. */
+        calls = 0;
+        for (i = 0; i < n; i++) {
+            if (!t[i].active)
+                continue;
+            if (t[i].at == PREDI_AT_SAME) {
+                const predi_task_ref *f = &t[t[i].first];
+                t[i].at = f->at;
+                t[i].rc = f->rc;
+                memcpy(t[i].queue, f->queue, sizeof t[i].queue);
+            }
+            if (t[i].at == PREDI_AT_DONE)
+                continue;
+            c = predi_req_script(&rq[pass], script);
+            predi_arg_qkeys(&rq[pass], c, t[i].tenant, t[i].queue);
+            predi_args(&rq[pass], c, now);
+            predi_args(&rq[pass], c, t[i].id);
+            for (j = 0; j < t[i].nargs; j++)
+                predi_arg(&rq[pass], c, t[i].args[j],
+                          t[i].lens != NULL ? t[i].lens[j] : strlen(t[i].args[j]));
+            t[i].cmd = calls++;
+        }
+        if (calls == 0)
+            break;
+        rc = predi_exec(b, &rq[pass], retry_ok, d);
+        for (i = 0; i < n; i++) {
+            if (!t[i].active || t[i].at == PREDI_AT_DONE)
+                continue;
+            r = rq[pass].rep != NULL ? rq[pass].rep[t[i].cmd] : NULL;
+            if (r == NULL)
+                continue; /* no reply: the failure is its code */
+            if (n > 1)
+                snprintf(what, sizeof what, "%s script (item %lu)", name, (unsigned long)i);
+            else
+                snprintf(what, sizeof what, "%s script", name);
+            e = PERS_OK;
+            if (r->type == REDIS_REPLY_ERROR)
+                e = predi_reply_error(b, r, what, rc == PERS_OK ? d : NULL);
+            else if (predi_array(r, 1) == NULL)
+                e = predi_bad_reply(b, what, rc == PERS_OK ? d : NULL);
+            if (e != PERS_OK) {
+                t[i].rc = e;
+                if (rc == PERS_OK)
+                    rc = e; /* the first failure names the call's outcome */
+            } else if (predi_int(r->element[0]) == -1) {
+                predi_cache_drop(b, t[i].tenant, t[i].id);
+                if (t[i].at == PREDI_AT_CACHED) {
+                    t[i].at = PREDI_AT_LOOKUP; /* a stale or colliding entry: ask the directory */
+                    continue;
+                }
+                pers_detail_set(one, "no task \"%s\" in tenant \"%s\"", t[i].id, t[i].tenant);
+                t[i].rc = PERS_ERR_NOT_FOUND;
+            } else {
+                t[i].rc = PERS_OK;
+                t[i].reply = r;
+                t[i].pass = pass;
+            }
+            t[i].at = PREDI_AT_DONE;
+        }
     }
-    predi_req_free(&rq);
+    for (i = 0; i < n; i++)
+        if (t[i].at != PREDI_AT_DONE)
+            t[i].rc = rc != PERS_OK ? rc : PERS_ERR_INTERNAL;
     return rc;
 }
 
-/* Runs a queue script on the task's queue with ARGV now, id, args...; the reply is in rq (the
-   caller frees it) and the queue in queue. A reply {-1} means the task is not in that queue:
-   after a cache hit the directory is asked, else it is NOT_FOUND. */
+/* predi_task_calls for one task. On PERS_OK the script's reply is rq->rep[0] (the caller frees
+   rq) and queue holds the task's queue; otherwise there is nothing to free. */
 static pers_result predi_task_call(predi_backend *b, const char *tenant, const char *id,
                                    int script, const char *const *args, const size_t *lens,
                                    size_t nargs, int retry_ok, predi_req *rq, char *queue,
                                    pers_detail *d)
 {
-    int pass, cached;
-    char nowbuf[32];
-    const char *now = predi_now(b, nowbuf, sizeof nowbuf);
-    pers_result rc = PERS_OK;
-    size_t i;
-    for (pass = 0; pass < 2; pass++) {
-        predi_cmd *c;
-        rc = predi_locate(b, tenant, id, pass == 0, queue, &cached, d);
-        if (rc != PERS_OK)
-            return rc;
-        predi_req_init(rq, b);
-        c = predi_req_script(rq, script);
-        predi_arg_qkeys(rq, c, tenant, queue);
-        predi_args(rq, c, now);
-        predi_args(rq, c, id);
-        for (i = 0; i < nargs; i++)
-            predi_arg(rq, c, args[i], lens != NULL ? lens[i] : strlen(args[i]));
-        rc = predi_exec(b, rq, retry_ok, d);
-        if (rc == PERS_OK)
-            rc = predi_reply_ok(b, rq, 0, predi_script_defs[script].name, d);
-        if (rc == PERS_OK && predi_array(rq->rep[0], 1) == NULL)
-            rc = predi_bad_reply(b, predi_script_defs[script].name, d);
-        if (rc != PERS_OK) {
-            predi_req_free(rq);
-            return rc;
-        }
-        if (predi_int(rq->rep[0]->element[0]) != -1)
-            return PERS_OK;
-        predi_req_free(rq);
-        predi_cache_drop(b, tenant, id);
-        if (!cached)
-            break;
+    predi_task_ref t;
+    predi_req rqs[2];
+    pers_result rc;
+    memset(&t, 0, sizeof t);
+    t.tenant = tenant;
+    t.id = id;
+    t.args = args;
+    t.lens = lens;
+    t.nargs = nargs;
+    rc = predi_task_calls(b, script, &t, 1, retry_ok, rqs, d);
+    if (rc == PERS_OK)
+        rc = t.rc;
+    if (rc == PERS_OK) {
+        memcpy(queue, t.queue, sizeof t.queue);
+        *rq = rqs[t.pass]; /* one command: its reply is rep[0] */
+        predi_req_init(&rqs[t.pass], b);
     }
-    pers_detail_set(d, "no task \"%s\" in tenant \"%s\"", id, tenant);
-    return PERS_ERR_NOT_FOUND;
+    predi_req_free(&rqs[0]);
+    predi_req_free(&rqs[1]);
+    return rc;
 }
 
 /* S5 outcomes of the worker operations' replies {code, state}. */
@@ -3309,10 +3485,13 @@ static pers_result predi_lease_outcome(const redisReply *r, const pers_lease *le
     return PERS_ERR_LEASE_LOST;
 }
 
-static int predi_lease_ok(const pers_lease *lease)
+/* A lease as S4 and S10 describe it. Behind a store (PERS_OPEN_VALIDATED) the store has
+   checked the names already: only what costs nothing is looked at again. */
+static int predi_lease_ok(const predi_backend *b, const pers_lease *lease)
 {
-    return lease != NULL && predi_name_ok(lease->tenant) && predi_key_ok(lease->task_id) &&
-           lease->token != 0;
+    return lease != NULL && lease->tenant != NULL && lease->task_id != NULL &&
+           lease->token != 0 &&
+           (b->validated || (predi_name_ok(lease->tenant) && predi_key_ok(lease->task_id)));
 }
 
 static pers_result predi_extend_lease(void *backend, const pers_lease *lease, int64_t lease_ms,
@@ -3323,7 +3502,7 @@ static pers_result predi_extend_lease(void *backend, const pers_lease *lease, in
     char tok[24], ms[24], queue[PERS_NAME_MAX + 1];
     const char *args[2];
     pers_result rc;
-    if (b == NULL || expires_ms == NULL || !predi_lease_ok(lease) || lease_ms <= 0 ||
+    if (b == NULL || expires_ms == NULL || !predi_lease_ok(b, lease) || lease_ms <= 0 ||
         lease_ms > PERS_DURATION_MAX_MS) {
         pers_detail_set(detail, "invalid argument");
         return PERS_ERR_INVALID_ARGUMENT;
@@ -3354,7 +3533,7 @@ static pers_result predi_abandon(void *backend, const pers_lease *lease, pers_de
     char tok[24], nonce[PREDI_NONCE_SIZE], queue[PERS_NAME_MAX + 1];
     const char *args[2];
     pers_result rc;
-    if (b == NULL || !predi_lease_ok(lease)) {
+    if (b == NULL || !predi_lease_ok(b, lease)) {
         pers_detail_set(detail, "invalid argument");
         return PERS_ERR_INVALID_ARGUMENT;
     }
@@ -3379,7 +3558,7 @@ static pers_result predi_nack(void *backend, const pers_lease *lease, int64_t re
     char tok[24], nonce[PREDI_NONCE_SIZE], delay[24], queue[PERS_NAME_MAX + 1];
     const char *args[5];
     pers_result rc;
-    if (b == NULL || state == NULL || !predi_lease_ok(lease) || retry_delay_ms < 0 ||
+    if (b == NULL || state == NULL || !predi_lease_ok(b, lease) || retry_delay_ms < 0 ||
         retry_delay_ms > PERS_DURATION_MAX_MS ||
         (reason != NULL && strlen(reason) > PERS_REASON_MAX)) {
         pers_detail_set(detail, "invalid argument");
@@ -3408,44 +3587,163 @@ static pers_result predi_nack(void *backend, const pers_lease *lease, int64_t re
     return rc;
 }
 
+/* ---------------------------------------------------------------------------------------------
+   complete and complete_batch: one path (a complete is a batch of one)
+   ------------------------------------------------------------------------------------------- */
+
+/* The checks of persistence.h for one completion, for direct callers of the vtable (the
+   result's size against this backend's limit always). */
+static pers_result predi_check_done(const predi_backend *b, const pers_lease *lease,
+                                    const pers_completion *completion, pers_detail *d)
+{
+    if (!predi_lease_ok(b, lease) || completion == NULL ||
+        (completion->data == NULL && completion->data_len > 0) ||
+        (completion->failed != 0 && completion->failed != 1)) {
+        pers_detail_set(d, "invalid argument");
+        return PERS_ERR_INVALID_ARGUMENT;
+    }
+    if ((uint64_t)completion->data_len > b->max_payload) {
+        pers_detail_set(d, "result is %lu bytes, more than max_payload_bytes %llu",
+                        (unsigned long)completion->data_len, (unsigned long long)b->max_payload);
+        return PERS_ERR_TOO_LARGE;
+    }
+    return PERS_OK;
+}
+
+/* The complete script's ARGV after now and id: token, op nonce, failed (0/1), data. The nonce
+   is the item's for its life: a resend after a lost reply carries it again and so reports the
+   first attempt's outcome (see ERRORS AND RETRIES). */
+typedef struct predi_done_args {
+    char tok[24];
+    char nonce[PREDI_NONCE_SIZE];
+    const char *argv[4];
+    size_t argl[4];
+} predi_done_args;
+
+static void predi_done_prepare(predi_backend *b, const pers_lease *lease,
+                               const pers_completion *completion, predi_done_args *a,
+                               predi_task_ref *t)
+{
+    snprintf(a->tok, sizeof a->tok, "%llu", (unsigned long long)lease->token);
+    predi_nonce(b, a->nonce, sizeof a->nonce);
+    a->argv[0] = a->tok;
+    a->argl[0] = strlen(a->tok);
+    a->argv[1] = a->nonce;
+    a->argl[1] = strlen(a->nonce);
+    a->argv[2] = completion->failed ? "1" : "0";
+    a->argl[2] = 1;
+    a->argv[3] = completion->data != NULL ? (const char *)completion->data : "";
+    a->argl[3] = completion->data != NULL ? completion->data_len : 0;
+    memset(t, 0, sizeof *t);
+    t->tenant = lease->tenant;
+    t->id = lease->task_id;
+    t->args = a->argv;
+    t->lens = a->argl;
+    t->nargs = 4;
+}
+
+/* The codes one completion can have on its own (S5, S12); anything else is a failure. */
+static int predi_item_outcome(pers_result rc)
+{
+    return rc == PERS_OK || rc == PERS_ERR_NOT_FOUND || rc == PERS_ERR_LEASE_LOST ||
+           rc == PERS_ERR_ALREADY_COMPLETED || rc == PERS_ERR_INVALID_STATE;
+}
+
+/* S5, S12 and S20 for count checked completions (completions NULL: empty results), each its
+   own script on its own queue, all in one pipeline (predi_task_calls). results[i] receives
+   item i's code. On a failure midway (the connection, a timeout, an error reply) the items
+   answered before it keep their codes and the others read the failure, which is returned. */
+static pers_result predi_complete_items(predi_backend *b, const pers_lease *leases,
+                                        const pers_completion *completions, size_t count,
+                                        pers_result *results, pers_detail *detail)
+{
+    static const pers_completion empty = { 0, NULL, 0 };
+    predi_task_ref one_ref, *t = &one_ref;
+    predi_done_args one_args, *a = &one_args;
+    predi_req rq[2];
+    pers_result rc;
+    size_t i, answered = 0;
+    if (count > 1) {
+        t = (predi_task_ref *)predi_alloc(b, count * sizeof *t);
+        a = (predi_done_args *)predi_alloc(b, count * sizeof *a);
+        if (t == NULL || a == NULL) {
+            predi_free(b, t, count * sizeof *t);
+            predi_free(b, a, count * sizeof *a);
+            pers_detail_set(detail, "out of memory for a batch of %lu", (unsigned long)count);
+            for (i = 0; i < count; i++)
+                results[i] = PERS_ERR_NO_MEMORY;
+            return PERS_ERR_NO_MEMORY;
+        }
+    }
+    for (i = 0; i < count; i++)
+        predi_done_prepare(b, &leases[i], completions != NULL ? &completions[i] : &empty, &a[i],
+                           &t[i]);
+    rc = predi_task_calls(b, PREDI_S_COMPLETE, t, count, 1, rq, detail);
+    for (i = 0; i < count; i++) {
+        results[i] = t[i].rc == PERS_OK ? predi_lease_outcome(t[i].reply, &leases[i], 1,
+                                                              count == 1 ? detail : NULL)
+                                        : t[i].rc;
+        answered += predi_item_outcome(results[i]);
+    }
+    predi_req_free(&rq[0]);
+    predi_req_free(&rq[1]);
+    if (rc != PERS_OK && count > 1 && detail != NULL) {
+        char note[PERS_DETAIL_SIZE];
+        if (snprintf(note, sizeof note, "%s (%lu of %lu items had their outcome before that)",
+                     detail->text, (unsigned long)answered, (unsigned long)count) > 0)
+            memcpy(detail->text, note, sizeof note); /* truncated to fit, NUL included */
+    }
+    if (t != &one_ref) {
+        predi_free(b, t, count * sizeof *t);
+        predi_free(b, a, count * sizeof *a);
+    }
+    return rc;
+}
+
 static pers_result predi_complete(void *backend, const pers_lease *lease,
                                   const pers_completion *completion, pers_detail *detail)
 {
     predi_backend *b = (predi_backend *)backend;
-    predi_req rq;
-    char tok[24], nonce[PREDI_NONCE_SIZE], queue[PERS_NAME_MAX + 1];
-    const char *args[4];
-    size_t lens[4];
-    pers_result rc;
-    if (b == NULL || completion == NULL || !predi_lease_ok(lease) ||
-        (completion->data == NULL && completion->data_len > 0) ||
-        (completion->failed != 0 && completion->failed != 1)) {
+    pers_result rc, result;
+    if (b == NULL) {
         pers_detail_set(detail, "invalid argument");
         return PERS_ERR_INVALID_ARGUMENT;
     }
-    if ((uint64_t)completion->data_len > b->max_payload) {
-        pers_detail_set(detail, "result is %lu bytes, more than max_payload_bytes %llu",
-                        (unsigned long)completion->data_len, (unsigned long long)b->max_payload);
-        return PERS_ERR_TOO_LARGE;
-    }
-    snprintf(tok, sizeof tok, "%llu", (unsigned long long)lease->token);
-    predi_nonce(b, nonce, sizeof nonce);
-    args[0] = tok;
-    args[1] = nonce;
-    args[2] = completion->failed ? "1" : "0";
-    args[3] = completion->data != NULL ? (const char *)completion->data : "";
-    lens[0] = strlen(tok);
-    lens[1] = strlen(nonce);
-    lens[2] = 1;
-    lens[3] = completion->data_len;
-    /* resent after a lost reply: the nonce makes the resend report the first outcome */
-    rc = predi_task_call(b, lease->tenant, lease->task_id, PREDI_S_COMPLETE, args, lens, 4, 1,
-                         &rq, queue, detail);
-    if (rc != PERS_OK)
+    if ((rc = predi_check_done(b, lease, completion, detail)) != PERS_OK)
         return rc;
-    rc = predi_lease_outcome(rq.rep[0], lease, 1, detail);
-    predi_req_free(&rq);
-    return rc;
+    rc = predi_complete_items(b, lease, completion, 1, &result, detail);
+    return rc != PERS_OK ? rc : result;
+}
+
+/* S20: one pipeline of complete scripts, one per item (a script over every item's keys is
+   impossible: they may lie in different slots), so each item is atomic on its own and the
+   batch costs one round trip (two when some ids are not in the handle's cache). */
+static pers_result predi_complete_batch(void *backend, const pers_lease *leases,
+                                        const pers_completion *completions, size_t count,
+                                        pers_result *results, pers_detail *detail)
+{
+    static const pers_completion empty = { 0, NULL, 0 };
+    predi_backend *b = (predi_backend *)backend;
+    pers_result rc = PERS_OK;
+    pers_detail item;
+    size_t i;
+    if (b == NULL || leases == NULL || results == NULL || count == 0 || count > PERS_BATCH_MAX) {
+        pers_detail_set(detail, "invalid argument");
+        return PERS_ERR_INVALID_ARGUMENT;
+    }
+    for (i = 0; i < count && rc == PERS_OK; i++) {
+        item.text[0] = '\0';
+        rc = predi_check_done(b, &leases[i], completions != NULL ? &completions[i] : &empty,
+                              &item);
+        if (rc != PERS_OK)
+            pers_detail_set(detail, "item %lu: %s", (unsigned long)i, item.text);
+    }
+    if (rc != PERS_OK) { /* nothing ran */
+        for (i = 0; i < count; i++)
+            results[i] = rc;
+        return rc;
+    }
+    return predi_complete_items(b, leases, completions, count, results, detail);
 }
 
 static pers_result predi_get_task(void *backend, const char *tenant, const char *task_id,
@@ -4069,9 +4367,6 @@ static pers_result predi_expire_subscriptions(void *backend, const char *tenant,
    ------------------------------------------------------------------------------------------- */
 
 /* Positional, in PERS_BACKEND_OPS order, generated from the list itself. */
-/* TEMPORARY until this backend implements S20 (in progress): the store completes items one
-   by one. */
-#define predi_complete_batch NULL
 static const pers_backend_vtable predi_vtable = {
     PERS_BACKEND_ABI_VERSION,
     (uint32_t)sizeof(pers_backend_vtable),
@@ -4143,20 +4438,7 @@ PREDI_DEF const plg_config_key *pers_redis_config_schema(size_t *count)
 
 PREDI_DEF pers_result pers_redis_register(plg_registry *reg)
 {
-    pers_result rc;
-    plg_result prc;
-    if (reg == NULL)
-        return PERS_ERR_INVALID_ARGUMENT;
-    if ((rc = pers_declare(reg)) != PERS_OK)
-        return rc;
-    prc = plg_register(reg, &predi_descriptor, NULL);
-    if (prc == PLG_OK)
-        return PERS_OK;
-    if (prc == PLG_ERR_DUPLICATE)
-        return PERS_ERR_DUPLICATE;
-    if (prc == PLG_ERR_NO_MEMORY)
-        return PERS_ERR_NO_MEMORY;
-    return PERS_ERR_INTERNAL;
+    return pers_register_backend(reg, &predi_descriptor);
 }
 
 #ifdef __cplusplus

@@ -399,7 +399,7 @@ static int diff_step(rng *r, fake_clock *clock, pers_store *m, pers_store *q, kn
                          (int)sm, pers_result_string(rq), (int)sq);
                 return 0;
             }
-        } else {
+        } else if (w == 3) {
             pers_completion done;
             done.failed = rnd(r, 4) == 0;
             done.data = "result";
@@ -409,6 +409,35 @@ static int diff_step(rng *r, fake_clock *clock, pers_store *m, pers_store *q, kn
             if (rm != rq) {
                 snprintf(why, size, "complete %s: %s vs %s", k->id, pers_result_string(rm),
                          pers_result_string(rq));
+                return 0;
+            }
+        } else { /* complete_batch (S20): this lease and up to 3 more, repeats allowed */
+            pers_lease bl[4];
+            pers_completion bd[4];
+            pers_result bm[4], bq[4];
+            size_t n = 1 + rnd(r, 4), i;
+            bl[0] = l;
+            for (i = 0; i < n; i++) {
+                if (i > 0) {
+                    known_lease *o = &leases[rnd(r, (uint32_t)*nleases)];
+                    bl[i].tenant = o->tenant;
+                    bl[i].task_id = o->id;
+                    bl[i].token = rnd(r, 8) == 0 ? o->token + 1 : o->token;
+                }
+                bd[i].failed = rnd(r, 4) == 0;
+                bd[i].data = "batched";
+                bd[i].data_len = rnd(r, 2) ? 7 : 0;
+            }
+            rm = pers_complete_batch(m, bl, bd, n, bm);
+            rq = pers_complete_batch(q, bl, bd, n, bq);
+            if (rm != rq || memcmp(bm, bq, n * sizeof *bm) != 0) {
+                snprintf(why, size, "complete_batch of %lu from %s: %s [%d %d %d %d] vs %s "
+                                    "[%d %d %d %d]",
+                         (unsigned long)n, k->id, pers_result_string(rm), (int)bm[0],
+                         n > 1 ? (int)bm[1] : -1, n > 2 ? (int)bm[2] : -1,
+                         n > 3 ? (int)bm[3] : -1, pers_result_string(rq), (int)bq[0],
+                         n > 1 ? (int)bq[1] : -1, n > 2 ? (int)bq[2] : -1,
+                         n > 3 ? (int)bq[3] : -1);
                 return 0;
             }
         }
@@ -1211,6 +1240,10 @@ TEST(query_plans_use_the_partial_indexes)
     clock.now = T0;
     new_path(path, sizeof path, "plans");
     s = open_sq(&clock, path, "");
+    plan_of(db_of(s), PSQLI_ST_CLAIM_PICK, plan, sizeof plan);
+    CHECK_CONTAINS(plan, "USING INDEX pq_tasks_ready (tenant=? AND queue=?)");
+    CHECK_NOT_CONTAINS(plan, "SCAN pq_tasks");
+    CHECK_NOT_CONTAINS(plan, "TEMP B-TREE");
     plan_of(db_of(s), PSQLI_ST_CLAIM, plan, sizeof plan);
     CHECK_CONTAINS(plan, "USING INDEX pq_tasks_ready (tenant=? AND queue=?)");
     CHECK_NOT_CONTAINS(plan, "SCAN pq_tasks");
@@ -1227,7 +1260,15 @@ TEST(query_plans_use_the_partial_indexes)
     CHECK_CONTAINS(plan, "pq_tasks_ready");
     CHECK_CONTAINS(plan, "pq_tasks_leased");
     CHECK_CONTAINS(plan, "pq_tasks_dead");
+    /* Worker operations read the row by (tenant, id), then complete and nack write it by
+       rowid. */
+    plan_of(db_of(s), PSQLI_ST_LEASE_STATE, plan, sizeof plan);
+    CHECK_CONTAINS(plan, "USING INDEX pq_tasks_id (tenant=? AND id=?)");
     plan_of(db_of(s), PSQLI_ST_COMPLETE, plan, sizeof plan);
+    CHECK_CONTAINS(plan, "USING INTEGER PRIMARY KEY (rowid=?)");
+    plan_of(db_of(s), PSQLI_ST_NACK, plan, sizeof plan);
+    CHECK_CONTAINS(plan, "USING INTEGER PRIMARY KEY (rowid=?)");
+    plan_of(db_of(s), PSQLI_ST_EXTEND, plan, sizeof plan);
     CHECK_CONTAINS(plan, "USING INDEX pq_tasks_id (tenant=? AND id=?)");
     plan_of(db_of(s), PSQLI_ST_FIND_IDEM, plan, sizeof plan);
     CHECK_CONTAINS(plan, "pq_tasks_idem");
@@ -1676,6 +1717,303 @@ TEST(batch_enqueue_is_one_transaction)
     remove_db(path);
 }
 
+static int count_commit(void *user)
+{
+    ++*(int *)user;
+    return 0; /* let it commit */
+}
+
+/* S20 on SQLite: one transaction (one commit) per batch, each item as complete decides it,
+   the counters kept per queue; a failure of the storage midway applies no item. */
+TEST(complete_batch_is_one_transaction)
+{
+    enum { N = 60 };
+    fake_clock clock;
+    char path[256], ids[N][16];
+    pers_store *s;
+    pers_enqueue_req reqs[N];
+    pers_task t[N + 4];
+    pers_lease l[N + 4];
+    pers_completion done[N + 4];
+    pers_result res[N + 4];
+    pers_claim_res cr;
+    pers_stats st;
+    pers_task g;
+    const char *q1[1] = { "q1" }, *q2[1] = { "q2" };
+    pers_claim_req c1 = make_claim("acme", q1, 1, "w", 1000, N), c2;
+    int commits = 0, i, n1, n2;
+    clock.now = T0;
+    new_path(path, sizeof path, "cbatch");
+    s = open_sq(&clock, path, "\"synchronous\":\"NORMAL\"");
+    CHECK_INT(((psqli_store *)s->backend)->validated, 1); /* opened behind a store */
+    for (i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "t%02d", i);
+        reqs[i] = make_req("acme", i < 40 ? "q1" : "q2", ids[i]);
+        reqs[i].task_id = ids[i];
+    }
+    sqlite3_commit_hook(db_of(s), count_commit, &commits);
+    CHECK_INT(pers_enqueue_batch(s, reqs, 40, NULL), PERS_OK);
+    CHECK_INT(pers_enqueue_batch(s, reqs + 40, N - 40, NULL), PERS_OK);
+    CHECK_INT(commits, 2);
+    CHECK_INT(pers_claim(s, &c1, t, &cr), PERS_OK);
+    n1 = (int)cr.count;
+    CHECK_INT(n1, 40);
+    c2 = make_claim("acme", q2, 1, "w", 1000, N - 40); /* room left in t[] */
+    CHECK_INT(pers_claim(s, &c2, t + n1, &cr), PERS_OK);
+    n2 = (int)cr.count;
+    CHECK_INT(n2, N - 40);
+    CHECK_INT(commits, 4); /* a claim of 40 is one transaction */
+    /* Items from two queues, every third one failed, then: one repeated (S5c), one with a
+       stale token (S5d), one unknown (S5a), one lapsed after the clock moves (S7). */
+    for (i = 0; i < N; i++) {
+        l[i] = lease_of(&t[i]);
+        done[i].failed = i % 3 == 2;
+        done[i].data = t[i].id;
+        done[i].data_len = strlen(t[i].id);
+    }
+    l[N] = l[0];
+    done[N] = done[0];
+    l[N + 1] = l[1];
+    l[N + 1].token = 999999;
+    done[N + 1] = done[1];
+    l[N + 2] = l[2];
+    l[N + 2].task_id = "nosuch";
+    done[N + 2] = done[2];
+    commits = 0;
+    CHECK_INT(pers_complete_batch(s, l, done, N + 3, res), PERS_OK);
+    CHECK_INT(commits, 1);
+    for (i = 0; i < N; i++)
+        CHECK_INT(res[i], PERS_OK);
+    CHECK_INT(res[N], PERS_ERR_ALREADY_COMPLETED);
+    CHECK_INT(res[N + 1], PERS_ERR_LEASE_LOST); /* t01 finished, but not under this token */
+    CHECK_INT(res[N + 2], PERS_ERR_NOT_FOUND);
+    CHECK_INT(pers_queue_stats(s, "acme", "q1", &st), PERS_OK);
+    CHECK_INT(st.completed, 27); /* i in 0..39 with i % 3 != 2 */
+    CHECK_INT(st.failed, 13);
+    CHECK_INT(st.leased, 0);
+    CHECK_INT(pers_queue_stats(s, "acme", "q2", &st), PERS_OK);
+    CHECK_INT(st.completed + st.failed, N - 40);
+    CHECK_INT(pers_get_task(s, "acme", "t02", &g), PERS_OK);
+    CHECK_INT(g.state, PERS_STATE_FAILED);
+    CHECK_INT(g.finished_ms, T0);
+    pers_task_free(s, &g);
+    CHECK_INT(raw_int(db_of(s), "SELECT count(*) FROM pq_tasks WHERE state IN (4, 5) AND "
+                                "has_result = 1 AND CAST(result AS TEXT) = id"),
+              N);
+    pers_tasks_free(s, t, (size_t)(n1 + n2));
+
+    /* A lapsed lease among live ones: LEASE_LOST (S7, S5d) and nothing changes for it; the
+       other completes. */
+    for (i = 0; i < 2; i++) {
+        snprintf(ids[i], sizeof ids[i], "u%d", i);
+        reqs[i] = make_req("acme", "q3", ids[i]);
+        reqs[i].task_id = ids[i];
+    }
+    CHECK_INT(pers_enqueue_batch(s, reqs, 2, NULL), PERS_OK);
+    c1 = make_claim("acme", q1, 1, "w", 100, 2);
+    q1[0] = "q3";
+    CHECK_INT(pers_claim(s, &c1, t, &cr), PERS_OK);
+    CHECK_INT(cr.count, 2);
+    l[0] = lease_of(&t[0]);
+    l[1] = lease_of(&t[1]);
+    CHECK_INT(pers_extend_lease(s, &l[1], 10000, NULL), PERS_OK);
+    advance(&clock, 500);
+    commits = 0;
+    CHECK_INT(pers_complete_batch(s, l, NULL, 2, res), PERS_OK);
+    CHECK_INT(commits, 1);
+    CHECK_INT(res[0], PERS_ERR_LEASE_LOST);
+    CHECK_INT(res[1], PERS_OK);
+    CHECK_INT(pers_get_task(s, "acme", "u0", &g), PERS_OK);
+    CHECK_INT(g.state, PERS_STATE_READY);
+    CHECK_STR(g.last_error, "lease expired");
+    CHECK_INT(g.due_ms, T0 + 100);
+    pers_task_free(s, &g);
+    CHECK_INT(pers_queue_stats(s, "acme", "q3", &st), PERS_OK);
+    CHECK_INT(st.ready, 1);
+    CHECK_INT(st.completed, 1);
+    pers_tasks_free(s, t, cr.count);
+    sqlite3_commit_hook(db_of(s), NULL, NULL);
+    pers_destroy(s);
+    remove_db(path);
+}
+
+/* A failure of the storage in the middle of a batch rolls every item back. */
+TEST(complete_batch_failure_applies_nothing)
+{
+    enum { N = 6 };
+    fake_clock clock;
+    char path[256];
+    pers_store *s;
+    pers_task t[N];
+    pers_lease l[N];
+    pers_completion done[N];
+    pers_result res[N];
+    pers_claim_res cr;
+    pers_stats st;
+    const char *q[1] = { "q" };
+    pers_claim_req c = make_claim("acme", q, 1, "w", 1000, N);
+    int i;
+    clock.now = T0;
+    new_path(path, sizeof path, "cbfail");
+    s = open_sq(&clock, path, "");
+    for (i = 0; i < N; i++) {
+        pers_enqueue_req r = make_req("acme", "q", "x");
+        CHECK_INT(pers_enqueue(s, &r, NULL), PERS_OK);
+    }
+    CHECK_INT(pers_claim(s, &c, t, &cr), PERS_OK);
+    CHECK_INT(cr.count, N);
+    for (i = 0; i < N; i++) {
+        l[i] = lease_of(&t[i]);
+        memset(&done[i], 0, sizeof done[i]);
+        done[i].failed = i == 3; /* item 3 trips the trigger below */
+    }
+    /* The storage failing at item 3: a trigger on the backend's own connection. */
+    CHECK_INT(sqlite3_exec(db_of(s),
+                           "CREATE TEMP TRIGGER boom BEFORE UPDATE OF state ON main.pq_tasks "
+                           "WHEN new.state = 5 BEGIN SELECT RAISE(ABORT, 'boom'); END",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(pers_complete_batch(s, l, done, N, res), PERS_ERR_INTERNAL);
+    for (i = 0; i < N; i++)
+        CHECK_INT(res[i], PERS_ERR_INTERNAL);
+    CHECK_CONTAINS(pers_errmsg(s), "item 3");
+    CHECK_CONTAINS(pers_errmsg(s), "boom");
+    CHECK_CONTAINS(pers_errmsg(s), "nothing was completed");
+    CHECK_INT(pers_queue_stats(s, "acme", "q", &st), PERS_OK);
+    CHECK_INT(st.leased, N); /* items 0..2 were rolled back with the rest */
+    CHECK_INT(st.completed, 0);
+    CHECK_INT(raw_int(db_of(s), "SELECT count(*) FROM pq_counts"), 0);
+    CHECK_INT(sqlite3_exec(db_of(s), "DROP TRIGGER temp.boom", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(pers_complete_batch(s, l, done, N, res), PERS_OK);
+    for (i = 0; i < N; i++)
+        CHECK_INT(res[i], PERS_OK);
+    CHECK_INT(pers_queue_stats(s, "acme", "q", &st), PERS_OK);
+    CHECK_INT(st.completed, N - 1);
+    CHECK_INT(st.failed, 1);
+    pers_tasks_free(s, t, cr.count);
+    pers_destroy(s);
+    remove_db(path);
+}
+
+/* The write lock held elsewhere for longer than busy_timeout: UNAVAILABLE for every item. */
+TEST(complete_batch_busy_is_unavailable)
+{
+    fake_clock clock;
+    char path[256];
+    pers_store *s;
+    sqlite3 *other = NULL;
+    pers_task t[2];
+    pers_lease l[2];
+    pers_result res[2];
+    pers_claim_res cr;
+    pers_stats st;
+    const char *q[1] = { "q" };
+    pers_claim_req c = make_claim("acme", q, 1, "w", 1000, 2);
+    pers_enqueue_req r = make_req("acme", "q", "x");
+    clock.now = T0;
+    new_path(path, sizeof path, "cbbusy");
+    s = open_sq(&clock, path, "\"busy_timeout\":\"50ms\"");
+    CHECK_INT(pers_enqueue(s, &r, NULL), PERS_OK);
+    CHECK_INT(pers_enqueue(s, &r, NULL), PERS_OK);
+    CHECK_INT(pers_claim(s, &c, t, &cr), PERS_OK);
+    CHECK_INT(cr.count, 2);
+    l[0] = lease_of(&t[0]);
+    l[1] = lease_of(&t[1]);
+    CHECK_INT(sqlite3_open(path, &other), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(pers_complete_batch(s, l, NULL, 2, res), PERS_ERR_UNAVAILABLE);
+    CHECK_INT(res[0], PERS_ERR_UNAVAILABLE);
+    CHECK_INT(res[1], PERS_ERR_UNAVAILABLE);
+    CHECK_CONTAINS(pers_errmsg(s), "SQLITE_BUSY");
+    CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    CHECK_INT(pers_queue_stats(s, "acme", "q", &st), PERS_OK);
+    CHECK_INT(st.leased, 2);
+    CHECK_INT(pers_complete_batch(s, l, NULL, 2, res), PERS_OK);
+    CHECK_INT(res[0], PERS_OK);
+    CHECK_INT(res[1], PERS_OK);
+    pers_tasks_free(s, t, cr.count);
+    pers_destroy(s);
+    remove_db(path);
+}
+
+/* PERS_OPEN_VALIDATED is read only when the caller's pers_open_args covers it; a backend
+   opened without it checks every argument itself, complete_batch included. */
+TEST(validated_flag_and_direct_complete_batch)
+{
+    const pers_backend_vtable *vt = pers_sqlite_vtable();
+    char path[256], json[400];
+    plg_config *cfg = NULL;
+    void *b = NULL;
+    pers_detail d;
+    pers_open_args args;
+    pers_enqueue_req r = make_req("acme", "q", "direct");
+    pers_enqueue_res er;
+    const char *queues[1] = { "q" };
+    pers_claim_req c = make_claim("acme", queues, 1, "w", 60000, 2);
+    pers_claim_res cres;
+    pers_task t[2];
+    pers_lease l[3];
+    pers_result res[3];
+    pers_completion big;
+    int i;
+    new_path(path, sizeof path, "validated");
+    snprintf(json, sizeof json, "{\"path\":\"%s\"}", path);
+    CHECK_INT(plg_config_parse_json(NULL, pers_sqlite_config_schema(NULL), 4, json,
+                                    PLG_CONFIG_STRICT, &cfg),
+              PLG_OK);
+    memset(&d, 0, sizeof d);
+    memset(&args, 0, sizeof args);
+    args.abi_version = 1;
+    args.struct_size = (uint32_t)offsetof(pers_open_args, flags); /* ABI 1: no flags */
+    args.flags = PERS_OPEN_VALIDATED;                              /* beyond struct_size */
+    CHECK_INT(vt->open_store(cfg, &args, &b, &d), PERS_OK);
+    CHECK_INT(((psqli_store *)b)->validated, 0);
+    vt->close_store(b);
+    args.abi_version = PERS_OPEN_ARGS_ABI_VERSION;
+    args.struct_size = (uint32_t)sizeof args;
+    CHECK_INT(vt->open_store(cfg, &args, &b, &d), PERS_OK);
+    CHECK_INT(((psqli_store *)b)->validated, 1);
+    vt->close_store(b);
+    CHECK_INT(vt->open_store(cfg, NULL, &b, &d), PERS_OK); /* direct: everything checked */
+    plg_config_destroy(cfg);
+    CHECK_INT(((psqli_store *)b)->validated, 0);
+    CHECK_INT(vt->enqueue(b, &r, &er, &d), PERS_OK);
+    CHECK_INT(vt->enqueue(b, &r, &er, &d), PERS_OK);
+    CHECK_INT(vt->claim(b, &c, t, &cres, &d), PERS_OK);
+    CHECK_INT(cres.count, 2);
+    l[0] = lease_of(&t[0]);
+    l[1] = lease_of(&t[1]);
+    l[2] = l[1];
+    l[1].tenant = "ac|me"; /* S10 */
+    for (i = 0; i < 3; i++)
+        res[i] = PERS_OK;
+    d.text[0] = '\0';
+    CHECK_INT(vt->complete_batch(b, l, NULL, 3, res, &d), PERS_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(d.text, "item 1");
+    for (i = 0; i < 3; i++)
+        CHECK_INT(res[i], PERS_ERR_INVALID_ARGUMENT);
+    l[1] = l[2];
+    l[1].token = 0; /* S4: 0 is never a token */
+    CHECK_INT(vt->complete_batch(b, l, NULL, 2, res, &d), PERS_ERR_INVALID_ARGUMENT);
+    memset(&big, 0, sizeof big);
+    big.data_len = 5;
+    CHECK_INT(vt->complete(b, &l[0], &big, &d), PERS_ERR_INVALID_ARGUMENT); /* data NULL */
+    CHECK_INT(vt->complete_batch(b, l, NULL, 0, res, &d), PERS_ERR_INVALID_ARGUMENT);
+    CHECK_INT(vt->complete_batch(b, NULL, NULL, 1, res, &d), PERS_ERR_INVALID_ARGUMENT);
+    /* Nothing changed: both still complete, in one batch, once. */
+    l[1] = l[2];
+    l[2] = l[0];
+    CHECK_INT(vt->complete_batch(b, l, NULL, 3, res, &d), PERS_OK);
+    CHECK_INT(res[0], PERS_OK);
+    CHECK_INT(res[1], PERS_OK);
+    CHECK_INT(res[2], PERS_ERR_ALREADY_COMPLETED);
+    pers_task_clear(NULL, &t[0]);
+    pers_task_clear(NULL, &t[1]);
+    vt->close_store(b);
+    remove_db(path);
+}
+
 TEST(retention_frees_keys_and_counts)
 {
     fake_clock clock;
@@ -1846,6 +2184,10 @@ int main(void)
     RUN(threads_on_one_store_claim_every_task_once);
     RUN(batch_claim_order_and_tokens);
     RUN(batch_enqueue_is_one_transaction);
+    RUN(complete_batch_is_one_transaction);
+    RUN(complete_batch_failure_applies_nothing);
+    RUN(complete_batch_busy_is_unavailable);
+    RUN(validated_flag_and_direct_complete_batch);
     RUN(retention_frees_keys_and_counts);
     RUN(vtable_direct_calls);
     RUN(contract_suite_full);

@@ -10,7 +10,8 @@
    plus that lease tokens acknowledged after a crash are greater than every token acknowledged
    before it (the counter lives in the database and never goes back).
    The child alternates synchronous FULL and NORMAL: a process crash must lose nothing
-   acknowledged under either. Bounded to a few seconds.
+   acknowledged under either. Completions go one by one and, now and then, two in one
+   complete_batch (one transaction). Bounded to a few seconds.
 
    Build (from the repository root):
      gcc -std=c99 -Wall -Wextra -Wpedantic -Werror -g -O1 -I. tests/unit/test_sqlite_crash.c \
@@ -137,6 +138,32 @@ static void child(int fd, int round)
         if (pers_claim(s, &c, tasks, &res) != PERS_OK) {
             ack(fd, "X claim: %.200s\n", pers_errmsg(s));
             _exit(8);
+        }
+        if (res.count > 1 && rnd(3) == 0) {
+            /* Both in one complete_batch (S20): one transaction, acknowledged together. */
+            pers_lease l[2];
+            pers_completion done[2];
+            pers_result results[2];
+            char results_text[2][160];
+            for (i = 0; i < res.count; i++) {
+                ack(fd, "C %s %llu\n", tasks[i].id, (unsigned long long)tasks[i].lease_token);
+                l[i].tenant = "acme";
+                l[i].task_id = tasks[i].id;
+                l[i].token = tasks[i].lease_token;
+                snprintf(results_text[i], sizeof results_text[i], "done %.100s", tasks[i].id);
+                done[i].failed = 0;
+                done[i].data = results_text[i];
+                done[i].data_len = strlen(results_text[i]);
+            }
+            if (pers_complete_batch(s, l, done, res.count, results) != PERS_OK ||
+                results[0] != PERS_OK || results[1] != PERS_OK) {
+                ack(fd, "X complete_batch: %.200s\n", pers_errmsg(s));
+                _exit(8);
+            }
+            for (i = 0; i < res.count; i++)
+                ack(fd, "D %s\n", tasks[i].id);
+            pers_tasks_free(s, tasks, res.count);
+            continue;
         }
         for (i = 0; i < res.count; i++) {
             pers_lease l;

@@ -2269,13 +2269,19 @@ PERSI_DEF pers_result pers_enqueue_batch(pers_store *store, const pers_enqueue_r
             rc = persi_fail(store, PERS_ERR_NO_MEMORY, "enqueue_batch: out of memory");
     }
     for (i = 0; rc == PERS_OK && i < count; i++) {
-        persi_format(op, sizeof op, "enqueue_batch: request %lu", (unsigned long)i);
-        rc = persi_check_enqueue(store, op, &reqs[i], &r[i], ids + i * (PERS_GENERATED_ID_LEN + 1));
+        char *id = ids + i * (PERS_GENERATED_ID_LEN + 1);
+        if (persi_check_enqueue(store, "enqueue_batch", &reqs[i], &r[i], id) != PERS_OK) {
+            /* again, with the request's index in the message */
+            persi_format(op, sizeof op, "enqueue_batch: request %lu", (unsigned long)i);
+            rc = persi_check_enqueue(store, op, &reqs[i], &r[i], id);
+        }
         if (rc == PERS_OK && i > 0 &&
-            (strcmp(r[i].tenant, r[0].tenant) != 0 || strcmp(r[i].queue, r[0].queue) != 0))
+            (strcmp(r[i].tenant, r[0].tenant) != 0 || strcmp(r[i].queue, r[0].queue) != 0)) {
+            persi_format(op, sizeof op, "enqueue_batch: request %lu", (unsigned long)i);
             rc = persi_bad(store, op, "names %s/%s but request 0 names %s/%s; a batch is for one "
                            "tenant and queue (S19)", r[i].tenant, r[i].queue, r[0].tenant,
                            r[0].queue);
+        }
     }
     if (rc == PERS_OK) {
         memset(out, 0, count * sizeof *out);
@@ -2498,9 +2504,11 @@ PERSI_DEF pers_result pers_complete_batch(pers_store *store, const pers_lease *l
         rc = persi_bad(store, "complete_batch", "count is %lu; it must be 1..%lu",
                        (unsigned long)count, (unsigned long)store->caps.max_batch);
     for (i = 0; rc == PERS_OK && i < count; i++) {
+        const pers_completion *c = completions != NULL ? &completions[i] : &empty;
+        if (persi_need_completion(store, "complete_batch", &leases[i], c) == PERS_OK)
+            continue; /* the label with the index is formatted only for a bad item */
         persi_format(op, sizeof op, "complete_batch: item %lu", (unsigned long)i);
-        rc = persi_need_completion(store, op, &leases[i],
-                                   completions != NULL ? &completions[i] : &empty);
+        rc = persi_need_completion(store, op, &leases[i], c);
     }
     if (rc != PERS_OK) {
         for (i = 0; results != NULL && i < count && i <= PERS_BATCH_MAX; i++)

@@ -482,6 +482,38 @@ TEST(validation_happens_before_the_backend)
     CHECK_INT(tiny.closes, 1);
 }
 
+/* A refused batch names the request or item at fault, and nothing reaches the backend. */
+TEST(batch_messages_name_the_item)
+{
+    pers_store *s = NULL;
+    pers_enqueue_req r[3];
+    pers_lease l[2];
+    pers_result res[2];
+    pers_stats st;
+    CHECK_INT(pers_open_vtable(pers_memory_vtable(), NULL, NULL, &s), PERS_OK);
+    r[0] = make_req("acme", "q", "a");
+    r[1] = make_req("acme", "q", "b");
+    r[2] = make_req("acme", "q|x", "c");
+    CHECK_INT(pers_enqueue_batch(s, r, 3, NULL), PERS_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(pers_errmsg(s), "enqueue_batch: request 2: queue \"q|x\"");
+    r[2] = make_req("acme", "other", "c");
+    CHECK_INT(pers_enqueue_batch(s, r, 3, NULL), PERS_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(pers_errmsg(s), "enqueue_batch: request 2: names acme/other");
+    CHECK_CONTAINS(pers_errmsg(s), "(S19)");
+    CHECK_INT(pers_queue_stats(s, "acme", "q", &st), PERS_OK);
+    CHECK_INT(st.ready, 0);
+    l[0].tenant = l[1].tenant = "acme";
+    l[0].task_id = "t1";
+    l[1].task_id = "t2";
+    l[0].token = 1;
+    l[1].token = 0;
+    CHECK_INT(pers_complete_batch(s, l, NULL, 2, res), PERS_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(pers_errmsg(s), "complete_batch: item 1: lease token 0");
+    CHECK_INT(res[0], PERS_ERR_INVALID_ARGUMENT);
+    CHECK_INT(res[1], PERS_ERR_INVALID_ARGUMENT);
+    pers_destroy(s);
+}
+
 TEST(defaults_resolved_before_the_backend)
 {
     pers_backend_vtable vt = tiny_vtable();
@@ -1048,6 +1080,7 @@ int main(void)
     RUN(name_rules);
     RUN(null_arguments_never_crash);
     RUN(validation_happens_before_the_backend);
+    RUN(batch_messages_name_the_item);
     RUN(defaults_resolved_before_the_backend);
     RUN(optional_methods_not_supported);
     RUN(closed_store_answers_closed);

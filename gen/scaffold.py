@@ -804,6 +804,11 @@ def context_for(kind, name, ptype, library, out_dir):
     if kind == "plugin":
         hdr = files["plugin/plugin.h.j2"]
         ctx["inc_registry"] = include_path(library, out_dir, hdr, "plugin_registry.h")
+    # Inside the checkout but below its root, the tests include the contract suites by their
+    # path under the root: the build line needs -I<root> too, relative to the project root.
+    lib, out = os.path.realpath(library), os.path.realpath(out_dir)
+    ctx["lib_include"] = (os.path.relpath(lib, out).replace(os.sep, "/")
+                          if out.startswith(lib + os.sep) else "")
     return ctx, files
 
 

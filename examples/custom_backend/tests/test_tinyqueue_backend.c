@@ -12,7 +12,7 @@
       the work left (docs/plugin-development.md, "From skeleton to a passing backend").
 
    Build (from the project root):
-       cc -std=c99 -Wall -Wextra -Wpedantic -Werror -I. \
+       cc -std=c99 -Wall -Wextra -Wpedantic -Werror -I. -I../.. \
           tests/test_tinyqueue_backend.c -o test_tinyqueue_backend -pthread -lm
    Run:
        ./test_tinyqueue_backend                every case

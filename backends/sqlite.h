@@ -96,20 +96,29 @@
    Claim, in one BEGIN IMMEDIATE transaction per call, for each queue named in turn:
      UPDATE ... SET state = ready WHERE state = scheduled AND due_ms <= now      (S2)
      UPDATE ... SET state = ready or dead ... WHERE state = leased AND expired    (S6, S7)
+     then in rounds of up to 64 tasks:
      SELECT the task columns FROM pq_tasks WHERE tenant = ? AND queue = ? AND state = ready
        ORDER BY priority DESC, seq LIMIT ?                       (the tasks returned, S3)
-     SELECT value FROM pq_meta WHERE name = 'token'              (the token counter, S4)
      UPDATE pq_tasks SET state = leased, attempts = attempts + 1, token = counter + rank, ...
-       FROM (the same ordered pick, with row_number() AS rank)   (the same rows)
-     UPDATE pq_meta SET value = value + claimed
+       FROM (VALUES (seq, token), ...) WHERE seq = ...           (exactly the rows picked)
+     with the token counter (S4) read from pq_meta once, and advanced by the count claimed.
    complete reads the task by (tenant, id), decides S5 in C, and updates it by rowid; the
    completed and failed counters (pq_counts) are written once per queue per transaction.
    enqueue_batch, a claim of any max_tasks and complete_batch are one transaction (one commit)
-   each: a batch of completions costs one fsync with FULL. Statements avoid RETURNING, which
-   buffers its rows in a temporary b-tree per execution (SQLite 3.40 makes that dearer than a
-   second statement). Prepared statements are cached per connection. Every "now" is the
-   store's clock (pers_open_args), read after the write lock is taken; SQLite's own time
-   functions are never used.
+   each: a batch of completions costs one fsync with FULL.
+
+   Batches run as multi-row statements, up to 64 rows per execution, because SQLite's fixed
+   cost per execution is about that of one row's work: enqueue_batch is INSERT ... VALUES
+   (...), (...) (a request with an idempotency key goes alone, after its lookup);
+   complete_batch first tries one UPDATE ... FROM (VALUES (tenant, id, token, state,
+   result), ...) that matches live leases only, under a savepoint, and when a row is not done
+   (a lease not live, a task named twice) rolls back to it and decides each item in order as
+   complete does. A statement that a constraint refuses changes nothing and is done again one
+   request at a time, so every outcome and message is the one-by-one loop's. The connection
+   uses temp_store = MEMORY, so those statements' journals stay in memory. Single operations
+   avoid RETURNING, which buffers its rows in a temporary b-tree per execution. Prepared
+   statements are cached per connection. Every "now" is the store's clock (pers_open_args),
+   read after the write lock is taken; SQLite's own time functions are never used.
 
    get_task, queue_stats, get_result and the subscription lists are plain reads (no write
    lock; WAL lets them run beside a writer): S2 and S7 are applied to what they read. The other
@@ -322,6 +331,9 @@ static const char *const psqli_migrations[PERS_SQLITE_SCHEMA_VERSION] = {
     X(BEGIN_READ, "BEGIN DEFERRED")                                                                \
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
+    X(SAVEPOINT, "SAVEPOINT psqli_batch")                                                          \
+    X(RELEASE, "RELEASE psqli_batch")                                                              \
+    X(ROLLBACK_TO, "ROLLBACK TO psqli_batch")                                                      \
     X(FIND_IDEM, "SELECT id FROM pq_tasks WHERE tenant = ?1 AND queue = ?2 AND idem = ?3")         \
     X(INSERT, "INSERT INTO pq_tasks (tenant, queue, id, idem, state, priority, attempts, "         \
               "max_attempts, created_ms, due_ms, payload) "                                        \
@@ -348,13 +360,6 @@ static const char *const psqli_migrations[PERS_SQLITE_SCHEMA_VERSION] = {
     X(CLAIM_PICK, "SELECT " PSQLI_TASK_COLS " FROM pq_tasks "                                      \
                   "WHERE tenant = ?1 AND queue = ?2 AND state = 2 "                                \
                   "ORDER BY priority DESC, seq LIMIT ?3")                                          \
-    X(CLAIM, "UPDATE pq_tasks SET state = 3, attempts = attempts + 1, worker = ?4, "               \
-             "lease_expires_ms = ?5, token = ?6 + pick.rank "                                      \
-             "FROM (SELECT seq AS pick_seq, "                                                      \
-             "row_number() OVER (ORDER BY priority DESC, seq) AS rank "                            \
-             "FROM pq_tasks WHERE tenant = ?1 AND queue = ?2 AND state = 2 "                       \
-             "ORDER BY priority DESC, seq LIMIT ?3) AS pick "                                      \
-             "WHERE pq_tasks.seq = pick.pick_seq")                                                 \
     X(TOKEN, "SELECT value FROM pq_meta WHERE name = 'token'")                                     \
     X(BUMP_TOKEN, "UPDATE pq_meta SET value = value + ?1 WHERE name = 'token'")                    \
     X(NEXT_DUE, "SELECT min(due_ms) FROM pq_tasks WHERE tenant = ?1 AND queue = ?2 AND state = 1") \
@@ -446,6 +451,64 @@ static const char *const psqli_sql[PSQLI_ST_COUNT_] = {
 #undef PSQLI_STMT_SQL_
 };
 
+/* Multi-row statements. SQLite's fixed cost of one execution (the VDBE program's set-up, a
+   cursor on the table and on each index, the statement journal) is about as much as the work
+   on one row, so the hot paths of a batch give it many rows per execution: enqueue_batch
+   inserts, claim leases and complete_batch completes up to PSQLI_ROWS_MAX rows per statement.
+   A count is split into powers of two (100 = 64 + 32 + 4), each size prepared on first use.
+     INSERT    ?1 tenant, ?2 queue, ?3 now; per row: id, state, priority, max_attempts, due,
+               payload (a batch is for one tenant and queue, S19; none has an idempotency key)
+     CLAIM     ?1 worker, ?2 lease expiry; per row: seq, token (rows picked by CLAIM_PICK)
+     COMPLETE  ?1 now; per row: tenant, id, token, state (4 or 5), result. Only live leases
+               match (S5 b); RETURNING names each row done, so the caller sees whether every
+               item was. */
+enum { PSQLI_MULTI_INSERT, PSQLI_MULTI_CLAIM, PSQLI_MULTI_COMPLETE, PSQLI_MULTI_COUNT_ };
+#define PSQLI_ROWS_LOG2 6
+#define PSQLI_ROWS_MAX (1 << PSQLI_ROWS_LOG2)
+
+static const struct psqli_multi_shape {
+    const char *head, *tail;
+    int first, per_row; /* the first per-row parameter's number; parameters per row */
+} psqli_multi_shapes[PSQLI_MULTI_COUNT_] = {
+    { "INSERT INTO pq_tasks (tenant, queue, id, idem, state, priority, attempts, max_attempts, "
+      "created_ms, due_ms, payload) VALUES ",
+      "", 4, 6 },
+    { "UPDATE pq_tasks SET state = 3, attempts = attempts + 1, worker = ?1, "
+      "lease_expires_ms = ?2, token = pick.token_ FROM (SELECT column1 AS seq_, "
+      "column2 AS token_ FROM (VALUES ",
+      ")) AS pick WHERE pq_tasks.seq = pick.seq_ AND pq_tasks.state = 2", 3, 2 },
+    { "UPDATE pq_tasks SET state = done.state_, finished_ms = ?1, lease_expires_ms = 0, "
+      "has_result = 1, result = done.result_ FROM (SELECT column1 AS tenant_, column2 AS id_, "
+      "column3 AS token_, column4 AS state_, column5 AS result_ FROM (VALUES ",
+      ")) AS done WHERE pq_tasks.tenant = done.tenant_ AND pq_tasks.id = done.id_ "
+      "AND pq_tasks.token = done.token_ AND pq_tasks.state = 3 "
+      "AND pq_tasks.lease_expires_ms > ?1 RETURNING tenant, queue, state", 2, 5 },
+};
+
+/* The text of the multi-row statement `kind` for `rows` rows into out (PSQLI_MULTI_SQL_MAX
+   bytes is enough for PSQLI_ROWS_MAX rows). */
+#define PSQLI_MULTI_SQL_MAX 8192
+static void psqli_multi_sql(int kind, int rows, char *out)
+{
+    const struct psqli_multi_shape *m = &psqli_multi_shapes[kind];
+    size_t used = (size_t)sprintf(out, "%s", m->head);
+    int r, c;
+    for (r = 0; r < rows; r++) {
+        int p = m->first + r * m->per_row;
+        out[used++] = r > 0 ? ',' : '(';
+        if (r > 0)
+            out[used++] = '(';
+        if (kind == PSQLI_MULTI_INSERT)
+            used += (size_t)sprintf(out + used, "?1, ?2, ?%d, NULL, ?%d, ?%d, 0, ?%d, ?3, ?%d, ?%d",
+                                    p, p + 1, p + 2, p + 3, p + 4, p + 5);
+        else
+            for (c = 0; c < m->per_row; c++)
+                used += (size_t)sprintf(out + used, c > 0 ? ", ?%d" : "?%d", p + c);
+        out[used++] = ')';
+    }
+    sprintf(out + used, "%s", m->tail);
+}
+
 /* ---------------------------------------------------------------------------------------------
    The backend handle
    ------------------------------------------------------------------------------------------- */
@@ -454,6 +517,7 @@ typedef struct psqli_store {
     pthread_mutex_t lock;      /* serialises every use of db and stmts */
     sqlite3 *db;
     sqlite3_stmt *stmts[PSQLI_ST_COUNT_];
+    sqlite3_stmt *multi[PSQLI_MULTI_COUNT_][PSQLI_ROWS_LOG2 + 1]; /* [kind][log2 of rows] */
     pers_clock clock;
     plg_allocator alloc;
     plg_logger logger;
@@ -585,6 +649,36 @@ static sqlite3_stmt *psqli_stmt(psqli_store *s, int which, pers_result *rc, pers
     }
     s->stmts[which] = st;
     return st;
+}
+
+/* The multi-row statement `kind` for 2^log2 rows, prepared on first use; NULL with *rc and
+   detail set. */
+static sqlite3_stmt *psqli_multi(psqli_store *s, int kind, int log2, pers_result *rc,
+                                 pers_detail *detail)
+{
+    char sql[PSQLI_MULTI_SQL_MAX];
+    sqlite3_stmt *st = s->multi[kind][log2];
+    int code;
+    if (st != NULL)
+        return st;
+    psqli_multi_sql(kind, 1 << log2, sql);
+    code = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (code != SQLITE_OK) {
+        *rc = psqli_native(s->db, code, "preparing a statement", detail);
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    s->multi[kind][log2] = st;
+    return st;
+}
+
+/* The largest power of two, as its log2, not above n (1 <= n). */
+static int psqli_piece_log2(size_t n)
+{
+    int k = PSQLI_ROWS_LOG2;
+    while (((size_t)1 << k) > n)
+        k--;
+    return k;
 }
 
 /* Binding helpers: they keep the first failure in *bad. */
@@ -1014,9 +1108,13 @@ static pers_result psqli_open_store(const plg_config *config, const pers_open_ar
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
     rc = psqli_prepare_schema(s, detail);
     if (rc == PERS_OK) {
+        /* temp_store MEMORY keeps the statement and savepoint journals of the multi-row
+           statements in memory (bounded by the pages one batch touches); on disk they are a
+           temporary file created and written for every batch. */
         code = sqlite3_exec(s->db,
-                            s->synchronous_full ? "PRAGMA synchronous = FULL"
-                                                : "PRAGMA synchronous = NORMAL",
+                            s->synchronous_full
+                                ? "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY"
+                                : "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY",
                             NULL, NULL, NULL);
         if (code != SQLITE_OK)
             rc = psqli_native(s->db, code, "setting synchronous", detail);
@@ -1043,6 +1141,9 @@ static void psqli_close_store(void *backend)
     for (i = 0; i < PSQLI_ST_COUNT_; i++)
         if (s->stmts[i] != NULL)
             sqlite3_finalize(s->stmts[i]);
+    for (i = 0; i < PSQLI_MULTI_COUNT_ * (PSQLI_ROWS_LOG2 + 1); i++)
+        if (s->multi[i / (PSQLI_ROWS_LOG2 + 1)][i % (PSQLI_ROWS_LOG2 + 1)] != NULL)
+            sqlite3_finalize(s->multi[i / (PSQLI_ROWS_LOG2 + 1)][i % (PSQLI_ROWS_LOG2 + 1)]);
     if (s->db != NULL)
         sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
@@ -1096,22 +1197,17 @@ static pers_result psqli_health(void *backend, pers_detail *detail)
    ------------------------------------------------------------------------------------------- */
 
 /* One enqueue inside the caller's write transaction. */
-static pers_result psqli_enqueue_one(psqli_store *s, const pers_enqueue_req *req, int64_t now,
-                                     pers_enqueue_res *res, pers_detail *detail)
+/* The checks of one enqueue request: in full for direct callers, the backend's own limit
+   always. */
+static pers_result psqli_enqueue_check(psqli_store *s, const pers_enqueue_req *req,
+                                       pers_detail *detail)
 {
-    char generated[PERS_GENERATED_ID_LEN + 1];
-    const char *id = req->task_id;
-    pers_result rc = PERS_OK;
-    sqlite3_stmt *st;
-    int64_t due;
-    int bad = SQLITE_OK, code;
-
     /* A store has checked all this; direct callers of the vtable get the same answers. */
     if (!s->validated &&
         (!psqli_name_ok(s, req->tenant) || !psqli_name_ok(s, req->queue) ||
          (req->payload == NULL && req->payload_len > 0) ||
          (req->idempotency_key != NULL && !psqli_key_ok(s, req->idempotency_key)) ||
-         (id != NULL && !psqli_key_ok(s, id)) || req->delay_ms < 0 ||
+         (req->task_id != NULL && !psqli_key_ok(s, req->task_id)) || req->delay_ms < 0 ||
          req->delay_ms > PERS_DURATION_MAX_MS || req->run_at_ms < 0 ||
          req->priority < PERS_PRIORITY_MIN || req->priority > PERS_PRIORITY_MAX ||
          req->max_attempts > PERS_ATTEMPTS_MAX)) {
@@ -1123,6 +1219,33 @@ static pers_result psqli_enqueue_one(psqli_store *s, const pers_enqueue_req *req
                         (unsigned long)req->payload_len, (unsigned long long)s->max_payload);
         return PERS_ERR_TOO_LARGE;
     }
+    return PERS_OK;
+}
+
+/* An id for a request that names none (S9): the store's prefix, then a counter, in hex. */
+static void psqli_generate_id(psqli_store *s, char out[PERS_GENERATED_ID_LEN + 1])
+{
+    uint64_t n = s->id_counter++, p = s->id_prefix;
+    int i;
+    for (i = 15; i >= 0; i--, p >>= 4)
+        out[i] = "0123456789abcdef"[p & 15u];
+    for (i = 31; i >= 16; i--, n >>= 4)
+        out[i] = "0123456789abcdef"[n & 15u];
+    out[32] = '\0';
+}
+
+static pers_result psqli_enqueue_one(psqli_store *s, const pers_enqueue_req *req, int64_t now,
+                                     pers_enqueue_res *res, pers_detail *detail)
+{
+    char generated[PERS_GENERATED_ID_LEN + 1];
+    const char *id = req->task_id;
+    pers_result rc = psqli_enqueue_check(s, req, detail);
+    sqlite3_stmt *st;
+    int64_t due;
+    int bad = SQLITE_OK, code;
+
+    if (rc != PERS_OK)
+        return rc;
     if (req->idempotency_key != NULL) {
         if ((st = psqli_stmt(s, PSQLI_ST_FIND_IDEM, &rc, detail)) == NULL)
             return rc;
@@ -1144,13 +1267,7 @@ static pers_result psqli_enqueue_one(psqli_store *s, const pers_enqueue_req *req
             return rc;
     }
     if (id == NULL) {
-        uint64_t n = s->id_counter++, p = s->id_prefix;
-        int i;
-        for (i = 15; i >= 0; i--, p >>= 4)
-            generated[i] = "0123456789abcdef"[p & 15u];
-        for (i = 31; i >= 16; i--, n >>= 4)
-            generated[i] = "0123456789abcdef"[n & 15u];
-        generated[32] = '\0';
+        psqli_generate_id(s, generated);
         id = generated;
     }
     due = req->run_at_ms > 0 ? req->run_at_ms : now + req->delay_ms;
@@ -1206,6 +1323,74 @@ static pers_result psqli_enqueue(void *backend, const pers_enqueue_req *req,
     return rc;
 }
 
+/* Inserts reqs[0 .. 2^log2), checked and without idempotency keys, with one multi-row
+   INSERT. PERS_OK; PERS_ERR_DUPLICATE when a constraint refused a row (SQLite has backed the
+   statement out, and the caller finds the row one request at a time); or the failure. */
+static pers_result psqli_insert_piece(psqli_store *s, const pers_enqueue_req *reqs, int log2,
+                                      int64_t now, pers_enqueue_res *res, pers_detail *detail)
+{
+    pers_result rc = PERS_OK;
+    sqlite3_stmt *st = psqli_multi(s, PSQLI_MULTI_INSERT, log2, &rc, detail);
+    int bad = SQLITE_OK, r, p = 4, code;
+    if (st == NULL)
+        return rc;
+    psqli_bind_text(st, 1, reqs[0].tenant, &bad);
+    psqli_bind_text(st, 2, reqs[0].queue, &bad);
+    psqli_bind_int(st, 3, now, &bad);
+    for (r = 0; r < (1 << log2); r++, p += 6) {
+        const pers_enqueue_req *req = &reqs[r];
+        int64_t due = req->run_at_ms > 0 ? req->run_at_ms : now + req->delay_ms;
+        if (req->task_id != NULL)
+            memcpy(res[r].task_id, req->task_id, strlen(req->task_id) + 1);
+        else
+            psqli_generate_id(s, res[r].task_id);
+        res[r].duplicate = 0;
+        psqli_bind_text(st, p, res[r].task_id, &bad);
+        psqli_bind_int(st, p + 1, due <= now ? PERS_STATE_READY : PERS_STATE_SCHEDULED, &bad);
+        psqli_bind_int(st, p + 2, req->priority, &bad);
+        psqli_bind_int(st, p + 3,
+                       req->max_attempts ? req->max_attempts : PERS_DEFAULT_MAX_ATTEMPTS, &bad);
+        psqli_bind_int(st, p + 4, due, &bad);
+        psqli_bind_blob(st, p + 5, req->payload, req->payload_len, &bad);
+    }
+    if (bad != SQLITE_OK)
+        return psqli_run(s, st, bad, "binding", detail);
+    code = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (code == SQLITE_DONE)
+        return PERS_OK;
+    if ((code & 0xff) == SQLITE_CONSTRAINT)
+        return PERS_ERR_DUPLICATE;
+    return psqli_native(s->db, code, "inserting tasks", detail);
+}
+
+/* Enqueues reqs[start .. end) (checked, no idempotency keys) in multi-row pieces. A piece
+   that a constraint refuses (a constraint backs out only its statement) is done again one
+   request at a time, which gives the refused request's own outcome and message. Any other
+   failure is the storage's, for the whole batch. *failed: the index a failure is reported at. */
+static pers_result psqli_enqueue_run(psqli_store *s, const pers_enqueue_req *reqs, size_t start,
+                                     size_t end, int64_t now, pers_enqueue_res *res,
+                                     size_t *failed, pers_detail *detail)
+{
+    while (start < end) {
+        int log2 = psqli_piece_log2(end - start);
+        size_t rows = (size_t)1 << log2, i;
+        pers_result rc = psqli_insert_piece(s, reqs + start, log2, now, res + start, detail);
+        if (rc == PERS_ERR_DUPLICATE) {
+            for (i = start; i < start + rows; i++)
+                if ((rc = psqli_enqueue_one(s, &reqs[i], now, &res[i], detail)) != PERS_OK) {
+                    *failed = i;
+                    return rc;
+                }
+        } else if (rc != PERS_OK) {
+            *failed = start;
+            return rc;
+        }
+        start += rows;
+    }
+    return PERS_OK;
+}
+
 static pers_result psqli_enqueue_batch(void *backend, const pers_enqueue_req *reqs, size_t count,
                                        pers_enqueue_res *res, pers_detail *detail)
 {
@@ -1230,15 +1415,34 @@ static pers_result psqli_enqueue_batch(void *backend, const pers_enqueue_req *re
     pthread_mutex_lock(&s->lock);
     rc = psqli_begin(s, detail);
     if (rc == PERS_OK) {
+        /* Runs of requests without an idempotency key go in multi-row INSERTs; a request
+           with one (it must first be looked up, S8) or one that fails its checks goes alone,
+           so that every outcome and message is the one-by-one loop's. */
+        size_t start = 0, failed = 0;
         now = psqli_now(s);
-        for (i = 0; i < count && rc == PERS_OK; i++)
-            rc = psqli_enqueue_one(s, &reqs[i], now, &res[i], detail);
+        for (i = 0; i < count && rc == PERS_OK; i++) {
+            if (reqs[i].idempotency_key == NULL &&
+                psqli_enqueue_check(s, &reqs[i], NULL) == PERS_OK) {
+                if (i + 1 - start == PSQLI_ROWS_MAX) {
+                    rc = psqli_enqueue_run(s, reqs, start, i + 1, now, res, &failed, detail);
+                    start = i + 1;
+                }
+                continue;
+            }
+            rc = psqli_enqueue_run(s, reqs, start, i, now, res, &failed, detail);
+            if (rc == PERS_OK && (rc = psqli_enqueue_one(s, &reqs[i], now, &res[i], detail)) !=
+                                     PERS_OK)
+                failed = i;
+            start = i + 1;
+        }
+        if (rc == PERS_OK)
+            rc = psqli_enqueue_run(s, reqs, start, count, now, res, &failed, detail);
         if (rc != PERS_OK && detail != NULL) {
             char inner[PERS_DETAIL_SIZE];
             memcpy(inner, detail->text, sizeof inner);
             inner[sizeof inner - 1] = '\0';
             pers_detail_set(detail, "request %lu: %s; nothing was enqueued",
-                            (unsigned long)(i - 1), inner);
+                            (unsigned long)failed, inner);
         }
         rc = psqli_finish(s, rc, detail);
     }
@@ -1310,42 +1514,61 @@ static pers_result psqli_claim_queue(psqli_store *s, const pers_claim_req *req, 
                                      int64_t *counter, pers_detail *detail)
 {
     pers_result rc = psqli_settle_queue(s, req->tenant, queue, now, detail);
-    sqlite3_stmt *st;
+    int64_t seq[PSQLI_ROWS_MAX];
     size_t n = 0, k;
-    int bad = SQLITE_OK;
     if (rc != PERS_OK)
         return rc;
-    if ((st = psqli_stmt(s, PSQLI_ST_CLAIM_PICK, &rc, detail)) == NULL)
-        return rc;
-    psqli_bind_text(st, 1, req->tenant, &bad);
-    psqli_bind_text(st, 2, queue, &bad);
-    psqli_bind_int(st, 3, (int64_t)want, &bad);
-    if (bad != SQLITE_OK) {
-        sqlite3_reset(st);
-        return psqli_native(s->db, bad, "binding", detail);
-    }
-    while (n < want && psqli_step(s, st, "claiming", &rc, detail) == SQLITE_ROW) {
-        if ((rc = psqli_fill_task(s, st, &tasks[n], detail)) != PERS_OK)
+    /* Rounds of up to PSQLI_ROWS_MAX: pick the best ready tasks, then lease exactly those
+       rows by rowid (S3 order; token = counter + rank, S4). A round that finds fewer than it
+       asked for has emptied the queue. */
+    while (rc == PERS_OK && n < want) {
+        size_t ask = want - n < PSQLI_ROWS_MAX ? want - n : PSQLI_ROWS_MAX, picked = 0, done;
+        sqlite3_stmt *st = psqli_stmt(s, PSQLI_ST_CLAIM_PICK, &rc, detail);
+        int bad = SQLITE_OK;
+        if (st == NULL)
             break;
-        n++;
-    }
-    sqlite3_reset(st);
-    if (rc == PERS_OK && n > 0 && *counter < 0)
-        rc = psqli_read_token(s, counter, detail);
-    if (rc == PERS_OK && n > 0 && (st = psqli_stmt(s, PSQLI_ST_CLAIM, &rc, detail)) != NULL) {
         psqli_bind_text(st, 1, req->tenant, &bad);
         psqli_bind_text(st, 2, queue, &bad);
-        psqli_bind_int(st, 3, (int64_t)n, &bad);
-        psqli_bind_text(st, 4, req->worker_id, &bad);
-        psqli_bind_int(st, 5, now + req->lease_ms, &bad);
-        psqli_bind_int(st, 6, *counter, &bad);
-        rc = psqli_run(s, st, bad, "claiming", detail);
-        if (rc == PERS_OK && sqlite3_changes(s->db) != (int)n) {
-            pers_detail_set(detail, "claim leased %d tasks of the %lu it picked",
-                            sqlite3_changes(s->db), (unsigned long)n);
-            rc = PERS_ERR_INTERNAL;
+        psqli_bind_int(st, 3, (int64_t)ask, &bad);
+        if (bad != SQLITE_OK) {
+            sqlite3_reset(st);
+            rc = psqli_native(s->db, bad, "binding", detail);
+            break;
         }
-        if (rc == PERS_OK && (st = psqli_stmt(s, PSQLI_ST_BUMP_TOKEN, &rc, detail)) != NULL) {
+        while (picked < ask && psqli_step(s, st, "claiming", &rc, detail) == SQLITE_ROW) {
+            seq[picked] = (int64_t)sqlite3_column_int64(st, 0);
+            if ((rc = psqli_fill_task(s, st, &tasks[n + picked], detail)) != PERS_OK)
+                break;
+            picked++;
+        }
+        sqlite3_reset(st);
+        if (rc == PERS_OK && picked > 0 && *counter < 0)
+            rc = psqli_read_token(s, counter, detail);
+        for (done = 0; rc == PERS_OK && done < picked;) {
+            int log2 = psqli_piece_log2(picked - done), r;
+            if ((st = psqli_multi(s, PSQLI_MULTI_CLAIM, log2, &rc, detail)) == NULL)
+                break;
+            psqli_bind_text(st, 1, req->worker_id, &bad);
+            psqli_bind_int(st, 2, now + req->lease_ms, &bad);
+            for (r = 0; r < (1 << log2); r++, done++) {
+                psqli_bind_int(st, 3 + 2 * r, seq[done], &bad);
+                psqli_bind_int(st, 4 + 2 * r, *counter + (int64_t)(n + done) + 1, &bad);
+            }
+            rc = psqli_run(s, st, bad, "claiming", detail);
+            if (rc == PERS_OK && sqlite3_changes(s->db) != (1 << log2)) {
+                pers_detail_set(detail, "claim leased %d tasks of the %d it picked",
+                                sqlite3_changes(s->db), 1 << log2);
+                rc = PERS_ERR_INTERNAL;
+            }
+        }
+        n += picked;
+        if (picked < ask)
+            break;
+    }
+    if (rc == PERS_OK && n > 0) {
+        sqlite3_stmt *st = psqli_stmt(s, PSQLI_ST_BUMP_TOKEN, &rc, detail);
+        int bad = SQLITE_OK;
+        if (st != NULL) {
             psqli_bind_int(st, 1, (int64_t)n, &bad);
             rc = psqli_run(s, st, bad, "advancing the token counter", detail);
         }
@@ -1689,7 +1912,7 @@ static pers_result psqli_nack(void *backend, const pers_lease *lease, int64_t re
 typedef struct psqli_counts {
     size_t used;
     struct {
-        const char *tenant; /* the caller's string, valid for the call */
+        char tenant[PERS_NAME_MAX + 1];
         char queue[PERS_NAME_MAX + 1];
         int64_t completed, failed;
     } g[PSQLI_COUNT_GROUPS];
@@ -1728,8 +1951,8 @@ static pers_result psqli_counts_add(psqli_store *s, psqli_counts *c, const char 
         i = 0;
     }
     if (i == c->used) {
-        c->g[i].tenant = tenant;
-        memcpy(c->g[i].queue, queue, strlen(queue) + 1);
+        psqli_copy_text(c->g[i].tenant, sizeof c->g[i].tenant, (const unsigned char *)tenant);
+        psqli_copy_text(c->g[i].queue, sizeof c->g[i].queue, (const unsigned char *)queue);
         c->g[i].completed = c->g[i].failed = 0;
         c->used++;
     }
@@ -1826,9 +2049,56 @@ static pers_result psqli_complete(void *backend, const pers_lease *lease,
     return rc;
 }
 
+/* S20's common case, every lease live and every task named once: completes all items with
+   multi-row UPDATEs (RETURNING counts each row done into *counts). *all_done is 1 when every
+   item was; else some were not, and the caller rolls back to its savepoint and decides each
+   item alone. PERS_OK, or a failure of the storage. */
+static pers_result psqli_complete_fast(psqli_store *s, const pers_lease *leases,
+                                       const pers_completion *completions, size_t count,
+                                       int64_t now, psqli_counts *counts, int *all_done,
+                                       pers_detail *detail)
+{
+    static const pers_completion empty = { 0, NULL, 0 };
+    pers_result rc = PERS_OK;
+    size_t i = 0;
+    *all_done = 0;
+    while (i < count) {
+        int log2 = psqli_piece_log2(count - i), r, p = 2, bad = SQLITE_OK, code, rows = 0;
+        sqlite3_stmt *st = psqli_multi(s, PSQLI_MULTI_COMPLETE, log2, &rc, detail);
+        if (st == NULL)
+            return rc;
+        psqli_bind_int(st, 1, now, &bad);
+        for (r = 0; r < (1 << log2); r++, i++, p += 5) {
+            const pers_completion *c = completions != NULL ? &completions[i] : &empty;
+            psqli_bind_text(st, p, leases[i].tenant, &bad);
+            psqli_bind_text(st, p + 1, leases[i].task_id, &bad);
+            psqli_bind_int(st, p + 2, (int64_t)leases[i].token, &bad);
+            psqli_bind_int(st, p + 3, c->failed ? PERS_STATE_FAILED : PERS_STATE_COMPLETED, &bad);
+            psqli_bind_blob(st, p + 4, c->data, c->data_len, &bad);
+        }
+        if (bad != SQLITE_OK)
+            return psqli_run(s, st, bad, "binding", detail);
+        while (rc == PERS_OK &&
+               (code = psqli_step(s, st, "completing tasks", &rc, detail)) == SQLITE_ROW) {
+            rows++;
+            rc = psqli_counts_add(s, counts, (const char *)sqlite3_column_text(st, 0),
+                                  (const char *)sqlite3_column_text(st, 1),
+                                  sqlite3_column_int(st, 2) == PERS_STATE_FAILED, detail);
+        }
+        sqlite3_reset(st);
+        if (rc != PERS_OK || rows != (1 << log2))
+            return rc; /* a row not done: an item the one-by-one path must decide */
+    }
+    *all_done = 1;
+    return PERS_OK;
+}
+
 /* S20: every item in ONE write transaction (one commit, so one fsync with FULL), in order,
    each exactly as psqli_complete decides it. If the storage fails, the transaction is rolled
-   back and no item is applied: every results[i] is then the failure's code. */
+   back and no item is applied: every results[i] is then the failure's code.
+   The common case goes through psqli_complete_fast under a savepoint. When an item is not a
+   live lease, or a task is named twice (its row is done once), the savepoint undoes the fast
+   attempt and every item is decided one by one, in order. */
 static pers_result psqli_complete_batch(void *backend, const pers_lease *leases,
                                         const pers_completion *completions, size_t count,
                                         pers_result *results, pers_detail *detail)
@@ -1856,8 +2126,30 @@ static pers_result psqli_complete_batch(void *backend, const pers_lease *leases,
     if (rc == PERS_OK) {
         pthread_mutex_lock(&s->lock);
         if ((rc = psqli_begin(s, detail)) == PERS_OK) {
+            int all_done = 0;
             now = psqli_now(s);
-            for (i = 0; i < count && rc == PERS_OK; i++) {
+            rc = psqli_simple(s, PSQLI_ST_SAVEPOINT, "opening a savepoint", detail);
+            if (rc == PERS_OK)
+                rc = psqli_complete_fast(s, leases, completions, count, now, &counts, &all_done,
+                                         detail);
+            if (!all_done && (rc == PERS_OK || !sqlite3_get_autocommit(s->db))) {
+                /* A row not done, or a statement that failed (SQLite backed it out, and the
+                   one-by-one path finds the item it fails at). */
+                counts.used = 0;
+                rc = psqli_simple(s, PSQLI_ST_ROLLBACK_TO, "rolling back to a savepoint",
+                                  detail);
+            } else if (rc != PERS_OK && detail != NULL) {
+                /* SQLite ended the transaction itself (e.g. SQLITE_FULL). */
+                char inner[PERS_DETAIL_SIZE];
+                memcpy(inner, detail->text, sizeof inner);
+                inner[sizeof inner - 1] = '\0';
+                pers_detail_set(detail, "%s; nothing was completed", inner);
+            }
+            if (rc == PERS_OK)
+                rc = psqli_simple(s, PSQLI_ST_RELEASE, "releasing a savepoint", detail);
+            for (i = 0; all_done && i < count; i++)
+                results[i] = PERS_OK;
+            for (i = 0; !all_done && i < count && rc == PERS_OK; i++) {
                 item.text[0] = '\0';
                 item.native_code = 0;
                 one = psqli_complete_one(s, &leases[i], completions ? &completions[i] : &empty,

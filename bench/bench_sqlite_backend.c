@@ -1,6 +1,7 @@
 /* Benchmark of backends/sqlite.h: tasks per second for enqueue + claim + complete, each mode
    printed beside the rate of the SAME SQL statements (the backend's own cached statements,
-   psqli_sql[]) issued directly through sqlite3 in the same run, on a database of the same
+   psqli_sql[], and its multi-row statements, psqli_multi_sql) issued directly through sqlite3
+   in the same run, on a database of the same
    schema, indexes and pragmas, in the same transactions. The raw side does the durable work a
    backend must do and nothing else: it reads what the backend reads (the claimed rows, the
    row a completion names), decides S5 in C as the backend does, and keeps the per-queue
@@ -162,6 +163,7 @@ static void backend_iteration(pers_store *s, int batch)
 typedef struct raw_db {
     sqlite3 *db;
     sqlite3_stmt *st[PSQLI_ST_COUNT_];
+    sqlite3_stmt *multi[PSQLI_MULTI_COUNT_][PSQLI_ROWS_LOG2 + 1];
     uint64_t counter; /* for task ids */
 } raw_db;
 
@@ -178,6 +180,19 @@ static sqlite3_stmt *raw_stmt(raw_db *r, int which)
                            NULL) != SQLITE_OK)
         die("prepare", sqlite3_errmsg(r->db));
     return r->st[which];
+}
+
+/* The backend's multi-row statement `kind` for 2^log2 rows (psqli_multi_sql). */
+static sqlite3_stmt *raw_multi(raw_db *r, int kind, int log2)
+{
+    char sql[PSQLI_MULTI_SQL_MAX];
+    if (r->multi[kind][log2] == NULL) {
+        psqli_multi_sql(kind, 1 << log2, sql);
+        if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &r->multi[kind][log2],
+                               NULL) != SQLITE_OK)
+            die("prepare", sqlite3_errmsg(r->db));
+    }
+    return r->multi[kind][log2];
 }
 
 static void raw_run(raw_db *r, sqlite3_stmt *st)
@@ -203,37 +218,59 @@ static void raw_open(raw_db *r, const char *path, int full)
         SQLITE_OK)
         die("raw open", sqlite3_errmsg(r->db));
     sqlite3_busy_timeout(r->db, 5000);
-    if (sqlite3_exec(r->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+    if (sqlite3_exec(r->db,
+                     full ? "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY"
+                          : "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY",
                      NULL, NULL, NULL) != SQLITE_OK)
         die("raw pragma", sqlite3_errmsg(r->db));
 }
 
 static void raw_close(raw_db *r)
 {
-    int i;
+    int i, k;
     for (i = 0; i < PSQLI_ST_COUNT_; i++)
         sqlite3_finalize(r->st[i]);
+    for (i = 0; i < PSQLI_MULTI_COUNT_; i++)
+        for (k = 0; k <= PSQLI_ROWS_LOG2; k++)
+            sqlite3_finalize(r->multi[i][k]);
     sqlite3_close(r->db);
 }
 
-/* enqueue: BEGIN IMMEDIATE, INSERT x n (ids of the store's format: 32 hex digits), COMMIT. */
+/* The next task id, of the store's format (32 hex digits). */
+static void raw_id(raw_db *r, char id[PERS_GENERATED_ID_LEN + 1])
+{
+    uint64_t v = r->counter++;
+    int j;
+    memcpy(id, "1234abcd5678ef90", 16);
+    for (j = 31; j >= 16; j--, v >>= 4)
+        id[j] = "0123456789abcdef"[v & 15u];
+    id[32] = '\0';
+}
+
+/* The largest power of two not above n, as its log2 (as the backend splits a batch). */
+static int raw_log2(int n)
+{
+    int k = PSQLI_ROWS_LOG2;
+    while ((1 << k) > n)
+        k--;
+    return k;
+}
+
+/* enqueue: BEGIN IMMEDIATE, then one INSERT (a single task) or the multi-row INSERTs of the
+   batch in pieces of 64, 32, ... (as enqueue_batch), COMMIT. */
 static void raw_enqueue(raw_db *r, int n)
 {
     int64_t now = pers_wall_clock_ms(NULL);
+    char ids[BATCH][PERS_GENERATED_ID_LEN + 1];
     sqlite3_stmt *st;
-    int i, j;
+    int i = 0, k, p;
     raw_simple(r, PSQLI_ST_BEGIN);
-    st = raw_stmt(r, PSQLI_ST_INSERT);
-    for (i = 0; i < n; i++) {
-        char id[PERS_GENERATED_ID_LEN + 1];
-        uint64_t v = r->counter++;
-        memcpy(id, "1234abcd5678ef90", 16);
-        for (j = 31; j >= 16; j--, v >>= 4)
-            id[j] = "0123456789abcdef"[v & 15u];
-        id[32] = '\0';
+    if (n == 1) {
+        st = raw_stmt(r, PSQLI_ST_INSERT);
+        raw_id(r, ids[0]);
         sqlite3_bind_text(st, 1, "acme", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, "bench", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, ids[0], -1, SQLITE_STATIC);
         sqlite3_bind_null(st, 4);
         sqlite3_bind_int(st, 5, PERS_STATE_READY);
         sqlite3_bind_int(st, 6, 0);
@@ -243,14 +280,32 @@ static void raw_enqueue(raw_db *r, int n)
         sqlite3_bind_blob(st, 10, payload, PAYLOAD_LEN, SQLITE_STATIC);
         raw_run(r, st);
     }
+    while (n > 1 && i < n) {
+        int log2 = raw_log2(n - i);
+        st = raw_multi(r, PSQLI_MULTI_INSERT, log2);
+        sqlite3_bind_text(st, 1, "acme", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, "bench", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        for (k = 0, p = 4; k < (1 << log2); k++, i++, p += 6) {
+            raw_id(r, ids[i]);
+            sqlite3_bind_text(st, p, ids[i], -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, p + 1, PERS_STATE_READY);
+            sqlite3_bind_int(st, p + 2, 0);
+            sqlite3_bind_int(st, p + 3, 5);
+            sqlite3_bind_int64(st, p + 4, now);
+            sqlite3_bind_blob(st, p + 5, payload, PAYLOAD_LEN, SQLITE_STATIC);
+        }
+        raw_run(r, st);
+    }
     raw_simple(r, PSQLI_ST_COMMIT);
 }
 
-/* claim: BEGIN IMMEDIATE, PROMOTE, EXPIRE, CLAIM_PICK (reading every column a caller gets,
-   by its type), TOKEN, CLAIM, BUMP_TOKEN, COMMIT. */
+/* claim: BEGIN IMMEDIATE, PROMOTE, EXPIRE, then in rounds of up to 64: CLAIM_PICK (reading
+   every column a caller gets, by its type), TOKEN (once), the multi-row CLAIMs of the rows
+   picked; BUMP_TOKEN, COMMIT. */
 static int raw_claim(raw_db *r, int n, raw_task *out)
 {
-    int64_t now = pers_wall_clock_ms(NULL), counter;
+    int64_t now = pers_wall_clock_ms(NULL), counter = -1, seq[PSQLI_ROWS_MAX];
     sqlite3_stmt *st;
     int got = 0, col;
     raw_simple(r, PSQLI_ST_BEGIN);
@@ -264,45 +319,54 @@ static int raw_claim(raw_db *r, int n, raw_task *out)
     sqlite3_bind_text(st, 2, "bench", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
     raw_run(r, st);
-    st = raw_stmt(r, PSQLI_ST_CLAIM_PICK);
-    sqlite3_bind_text(st, 1, "acme", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, "bench", -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, n);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        /* PSQLI_TASK_COLS: texts 1-4, 9, 15; the payload blob 14; integers otherwise. */
-        for (col = 0; col < 17; col++) {
-            if (col == 14)
-                (void)sqlite3_column_blob(st, col);
-            else if ((col >= 1 && col <= 4) || col == 9 || col == 15)
-                (void)sqlite3_column_text(st, col);
-            else
-                (void)sqlite3_column_int64(st, col);
-            if (col == 14 || col == 15 || col == 3)
-                (void)sqlite3_column_bytes(st, col);
+    while (got < n) {
+        int ask = n - got < PSQLI_ROWS_MAX ? n - got : PSQLI_ROWS_MAX, picked = 0, done = 0;
+        st = raw_stmt(r, PSQLI_ST_CLAIM_PICK);
+        sqlite3_bind_text(st, 1, "acme", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, "bench", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, ask);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            /* PSQLI_TASK_COLS: texts 1-4, 9, 15; the payload blob 14; integers otherwise. */
+            for (col = 0; col < 17; col++) {
+                if (col == 14)
+                    (void)sqlite3_column_blob(st, col);
+                else if ((col >= 1 && col <= 4) || col == 9 || col == 15)
+                    (void)sqlite3_column_text(st, col);
+                else
+                    (void)sqlite3_column_int64(st, col);
+                if (col == 14 || col == 15 || col == 3)
+                    (void)sqlite3_column_bytes(st, col);
+            }
+            seq[picked] = sqlite3_column_int64(st, 0);
+            memcpy(out[got + picked].id, sqlite3_column_text(st, 3), PERS_GENERATED_ID_LEN + 1);
+            picked++;
         }
-        memcpy(out[got].id, sqlite3_column_text(st, 3), PERS_GENERATED_ID_LEN + 1);
-        got++;
+        sqlite3_reset(st);
+        if (picked != ask)
+            die("raw claim", "claimed fewer than enqueued");
+        if (counter < 0) {
+            st = raw_stmt(r, PSQLI_ST_TOKEN);
+            if (sqlite3_step(st) != SQLITE_ROW)
+                die("raw token", sqlite3_errmsg(r->db));
+            counter = sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+        }
+        while (done < picked) {
+            int log2 = raw_log2(picked - done), k;
+            st = raw_multi(r, PSQLI_MULTI_CLAIM, log2);
+            sqlite3_bind_text(st, 1, "bench", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, now + 60000);
+            for (k = 0; k < (1 << log2); k++, done++) {
+                out[got + done].token = counter + got + done + 1;
+                sqlite3_bind_int64(st, 3 + 2 * k, seq[done]);
+                sqlite3_bind_int64(st, 4 + 2 * k, out[got + done].token);
+            }
+            raw_run(r, st);
+            if (sqlite3_changes(r->db) != (1 << log2))
+                die("raw claim", "leased fewer than picked");
+        }
+        got += picked;
     }
-    sqlite3_reset(st);
-    if (got != n)
-        die("raw claim", "claimed fewer than enqueued");
-    st = raw_stmt(r, PSQLI_ST_TOKEN);
-    if (sqlite3_step(st) != SQLITE_ROW)
-        die("raw token", sqlite3_errmsg(r->db));
-    counter = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    st = raw_stmt(r, PSQLI_ST_CLAIM);
-    sqlite3_bind_text(st, 1, "acme", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, "bench", -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, got);
-    sqlite3_bind_text(st, 4, "bench", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now + 60000);
-    sqlite3_bind_int64(st, 6, counter);
-    raw_run(r, st);
-    if (sqlite3_changes(r->db) != got)
-        die("raw claim", "leased fewer than picked");
-    for (col = 0; col < got; col++)
-        out[col].token = counter + col + 1;
     st = raw_stmt(r, PSQLI_ST_BUMP_TOKEN);
     sqlite3_bind_int(st, 1, got);
     raw_run(r, st);
@@ -310,24 +374,26 @@ static int raw_claim(raw_db *r, int n, raw_task *out)
     return got;
 }
 
-/* complete (of one task or of a batch): BEGIN IMMEDIATE, for each task LEASE_STATE (S5
-   decided in C) and COMPLETE, then COUNT_DONE once for the queue, COMMIT. */
+/* complete of one task: BEGIN IMMEDIATE, LEASE_STATE (S5 decided in C), COMPLETE, COUNT_DONE,
+   COMMIT. Of a batch: BEGIN IMMEDIATE, SAVEPOINT, the multi-row COMPLETEs (live leases only,
+   RETURNING each row done, which the raw side counts), RELEASE, COUNT_DONE, COMMIT: the SQL
+   of complete_batch when every item is live. */
 static void raw_complete(raw_db *r, const raw_task *t, int n)
 {
     int64_t now = pers_wall_clock_ms(NULL);
     char queue[PERS_NAME_MAX + 1];
     sqlite3_stmt *st;
-    int i;
+    int i = 0, rows = 0;
     raw_simple(r, PSQLI_ST_BEGIN);
-    for (i = 0; i < n; i++) {
+    if (n == 1) {
         int64_t seq;
         st = raw_stmt(r, PSQLI_ST_LEASE_STATE);
         sqlite3_bind_text(st, 1, "acme", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, t[i].id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, t[0].id, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_ROW)
             die("raw complete", "no such task");
         if (sqlite3_column_int(st, 0) != PERS_STATE_LEASED ||
-            sqlite3_column_int64(st, 1) != t[i].token || sqlite3_column_int64(st, 4) <= now)
+            sqlite3_column_int64(st, 1) != t[0].token || sqlite3_column_int64(st, 4) <= now)
             die("raw complete", "lease lost");
         seq = sqlite3_column_int64(st, 2);
         memcpy(queue, sqlite3_column_text(st, 3), (size_t)sqlite3_column_bytes(st, 3) + 1);
@@ -340,11 +406,38 @@ static void raw_complete(raw_db *r, const raw_task *t, int n)
         sqlite3_bind_int64(st, 3, now);
         sqlite3_bind_blob(st, 4, "", 0, SQLITE_STATIC);
         raw_run(r, st);
+        rows = 1;
+    } else {
+        raw_simple(r, PSQLI_ST_SAVEPOINT);
+        while (i < n) {
+            int log2 = raw_log2(n - i), k, p;
+            st = raw_multi(r, PSQLI_MULTI_COMPLETE, log2);
+            sqlite3_bind_int64(st, 1, now);
+            for (k = 0, p = 2; k < (1 << log2); k++, i++, p += 5) {
+                sqlite3_bind_text(st, p, "acme", -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, p + 1, t[i].id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, p + 2, t[i].token);
+                sqlite3_bind_int(st, p + 3, PERS_STATE_COMPLETED);
+                sqlite3_bind_blob(st, p + 4, "", 0, SQLITE_STATIC);
+            }
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                (void)sqlite3_column_text(st, 0);
+                memcpy(queue, sqlite3_column_text(st, 1),
+                       (size_t)sqlite3_column_bytes(st, 1) + 1);
+                (void)sqlite3_column_int(st, 2);
+                rows++;
+            }
+            if (sqlite3_reset(st) != SQLITE_OK)
+                die("raw complete", sqlite3_errmsg(r->db));
+        }
+        if (rows != n)
+            die("raw complete", "a lease was not live");
+        raw_simple(r, PSQLI_ST_RELEASE);
     }
     st = raw_stmt(r, PSQLI_ST_COUNT_DONE);
     sqlite3_bind_text(st, 1, "acme", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, queue, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, n);
+    sqlite3_bind_int(st, 3, rows);
     sqlite3_bind_int(st, 4, 0);
     raw_run(r, st);
     raw_simple(r, PSQLI_ST_COMMIT);

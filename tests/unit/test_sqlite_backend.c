@@ -1213,13 +1213,13 @@ TEST(error_mapping_table)
    Indexes: query plans, and claim cost independent of the finished tasks
    ------------------------------------------------------------------------------------------- */
 
-/* The EXPLAIN QUERY PLAN lines of a cached statement, joined by " | ". */
-static void plan_of(sqlite3 *db, int which, char *out, size_t size)
+/* The EXPLAIN QUERY PLAN lines of a statement's text, joined by " | ". */
+static void plan_of_sql(sqlite3 *db, const char *text, char *out, size_t size)
 {
-    char sql[2048];
+    char sql[PSQLI_MULTI_SQL_MAX + 32];
     sqlite3_stmt *st = NULL;
     out[0] = '\0';
-    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", psqli_sql[which]);
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", text);
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         snprintf(out, size, "prepare failed: %s", sqlite3_errmsg(db));
         return;
@@ -1230,6 +1230,20 @@ static void plan_of(sqlite3 *db, int which, char *out, size_t size)
                  (const char *)sqlite3_column_text(st, 3));
     }
     sqlite3_finalize(st);
+}
+
+/* ... of a cached statement. */
+static void plan_of(sqlite3 *db, int which, char *out, size_t size)
+{
+    plan_of_sql(db, psqli_sql[which], out, size);
+}
+
+/* ... of the multi-row statement `kind` for `rows` rows. */
+static void plan_of_multi(sqlite3 *db, int kind, int rows, char *out, size_t size)
+{
+    char sql[PSQLI_MULTI_SQL_MAX];
+    psqli_multi_sql(kind, rows, sql);
+    plan_of_sql(db, sql, out, size);
 }
 
 TEST(query_plans_use_the_partial_indexes)
@@ -1244,10 +1258,17 @@ TEST(query_plans_use_the_partial_indexes)
     CHECK_CONTAINS(plan, "USING INDEX pq_tasks_ready (tenant=? AND queue=?)");
     CHECK_NOT_CONTAINS(plan, "SCAN pq_tasks");
     CHECK_NOT_CONTAINS(plan, "TEMP B-TREE");
-    plan_of(db_of(s), PSQLI_ST_CLAIM, plan, sizeof plan);
-    CHECK_CONTAINS(plan, "USING INDEX pq_tasks_ready (tenant=? AND queue=?)");
+    /* The multi-row statements go from their VALUES to the rows, never over the table. */
+    plan_of_multi(db_of(s), PSQLI_MULTI_CLAIM, PSQLI_ROWS_MAX, plan, sizeof plan);
+    CHECK_CONTAINS(plan, "SEARCH pq_tasks USING INTEGER PRIMARY KEY (rowid=?)");
     CHECK_NOT_CONTAINS(plan, "SCAN pq_tasks");
     CHECK_NOT_CONTAINS(plan, "TEMP B-TREE");
+    plan_of_multi(db_of(s), PSQLI_MULTI_COMPLETE, PSQLI_ROWS_MAX, plan, sizeof plan);
+    CHECK_CONTAINS(plan, "SEARCH pq_tasks USING INDEX pq_tasks_id (tenant=? AND id=?)");
+    CHECK_NOT_CONTAINS(plan, "SCAN pq_tasks");
+    CHECK_NOT_CONTAINS(plan, "TEMP B-TREE");
+    plan_of_multi(db_of(s), PSQLI_MULTI_INSERT, 2, plan, sizeof plan);
+    CHECK_CONTAINS(plan, "SCAN 2 CONSTANT ROWS");
     plan_of(db_of(s), PSQLI_ST_PROMOTE, plan, sizeof plan);
     CHECK_CONTAINS(plan, "USING INDEX pq_tasks_scheduled (tenant=? AND queue=? AND due_ms<?)");
     plan_of(db_of(s), PSQLI_ST_EXPIRE, plan, sizeof plan);
@@ -1283,6 +1304,18 @@ TEST(query_plans_use_the_partial_indexes)
     remove_db(path);
 }
 
+/* The virtual-machine steps of the multi-row statements since the last call (and resets). */
+static int64_t multi_steps(psqli_store *b)
+{
+    int64_t total = 0;
+    int kind, k;
+    for (kind = 0; kind < PSQLI_MULTI_COUNT_; kind++)
+        for (k = 0; k <= PSQLI_ROWS_LOG2; k++)
+            if (b->multi[kind][k] != NULL)
+                total += sqlite3_stmt_status(b->multi[kind][k], SQLITE_STMTSTATUS_VM_STEP, 1);
+    return total;
+}
+
 /* SQLite virtual-machine steps of one enqueue + claim + complete cycle (all statements). */
 static int64_t cycle_steps(pers_store *s, int n)
 {
@@ -1295,6 +1328,7 @@ static int64_t cycle_steps(pers_store *s, int n)
         for (i = 0; i < PSQLI_ST_COUNT_; i++)
             if (b->stmts[i] != NULL)
                 (void)sqlite3_stmt_status(b->stmts[i], SQLITE_STMTSTATUS_VM_STEP, 1);
+        (void)multi_steps(b);
         if (pers_enqueue(s, &r, NULL) != PERS_OK || claim1(s, "acme", "q", 1000, &t) != 1)
             return -1;
         {
@@ -1306,6 +1340,7 @@ static int64_t cycle_steps(pers_store *s, int n)
         for (i = 0; i < PSQLI_ST_COUNT_; i++)
             if (b->stmts[i] != NULL)
                 total += sqlite3_stmt_status(b->stmts[i], SQLITE_STMTSTATUS_VM_STEP, 1);
+        total += multi_steps(b);
     }
     return total;
 }
@@ -1837,6 +1872,146 @@ TEST(complete_batch_is_one_transaction)
     remove_db(path);
 }
 
+/* The multi-row statements (64 rows per execution) and their one-by-one fallbacks give what
+   the one-by-one loop gives: enqueue order and ids across pieces and around requests with an
+   idempotency key, claims in rounds with consecutive tokens, a refused request named by its
+   index, and complete_batch outcomes for stale, repeated and unknown items among live ones. */
+TEST(multi_row_batches_match_one_by_one)
+{
+    enum { N = 150, C = 130 };
+    fake_clock clock;
+    char path[256], payload[N][16], ids[N][16];
+    pers_store *s;
+    static pers_enqueue_req reqs[N];
+    static pers_enqueue_res res[N];
+    static pers_task t[N];
+    static pers_lease l[C];
+    static pers_completion done[C];
+    static pers_result out[C];
+    pers_claim_res cr;
+    pers_stats st;
+    pers_task_result tr;
+    const char *q[1] = { "q" };
+    pers_claim_req c = make_claim("acme", q, 1, "w", 1000, N);
+    int i, in_order = 1, tokens_consecutive = 1;
+    clock.now = T0;
+    new_path(path, sizeof path, "multi");
+    s = open_sq(&clock, path, "");
+    {
+        pers_enqueue_req first = make_req("acme", "q", "existing");
+        first.idempotency_key = "k-existing";
+        CHECK_INT(pers_enqueue(s, &first, NULL), PERS_OK);
+    }
+    for (i = 0; i < N; i++) {
+        snprintf(payload[i], sizeof payload[i], "p%03d", i);
+        reqs[i] = make_req("acme", "q", payload[i]);
+        if (i % 7 == 3) { /* some name their id */
+            snprintf(ids[i], sizeof ids[i], "own-%03d", i);
+            reqs[i].task_id = ids[i];
+        }
+    }
+    reqs[10].idempotency_key = "k-new";       /* alone, between two runs */
+    reqs[70].idempotency_key = "k-existing";  /* a duplicate of the task above */
+    reqs[71].idempotency_key = "k-new";       /* a duplicate of request 10 */
+    CHECK_INT(pers_enqueue_batch(s, reqs, N, res), PERS_OK);
+    CHECK_INT(res[10].duplicate, 0);
+    CHECK_INT(res[70].duplicate, 1);
+    CHECK_INT(res[71].duplicate, 1);
+    CHECK_STR(res[71].task_id, res[10].task_id);
+    CHECK_STR(res[3].task_id, "own-003");
+    CHECK_INT(pers_queue_stats(s, "acme", "q", &st), PERS_OK);
+    CHECK_INT(st.ready, N + 1 - 2);
+
+    /* A refused request in the middle of a piece is named, and nothing is enqueued. */
+    {
+        static pers_enqueue_req again[100];
+        static pers_enqueue_res again_res[100];
+        for (i = 0; i < 100; i++)
+            again[i] = make_req("acme", "q", "again");
+        again[77].task_id = "own-003";
+        CHECK_INT(pers_enqueue_batch(s, again, 100, again_res), PERS_ERR_DUPLICATE);
+        CHECK_CONTAINS(pers_errmsg(s), "request 77");
+        CHECK_CONTAINS(pers_errmsg(s), "nothing was enqueued");
+        CHECK_INT(pers_queue_stats(s, "acme", "q", &st), PERS_OK);
+        CHECK_INT(st.ready, N + 1 - 2);
+    }
+
+    /* One claim of everything (the first task and N requests, less the two duplicates):
+       rounds of 64, enqueue order, consecutive tokens. */
+    CHECK_INT(pers_claim(s, &c, t, &cr), PERS_OK);
+    CHECK_INT(cr.count, N - 1);
+    CHECK_STR((const char *)t[0].payload, "existing");
+    for (i = 1; i < (int)cr.count; i++) {
+        /* Request 70 and 71 made no task: the payloads skip them, in order. */
+        int want = i - 1 + (i - 1 >= 70) + (i - 1 >= 70);
+        if (strcmp((const char *)t[i].payload, payload[want]) != 0)
+            in_order = 0;
+        if (t[i].lease_token != t[i - 1].lease_token + 1)
+            tokens_consecutive = 0;
+    }
+    CHECK(in_order);
+    CHECK(tokens_consecutive);
+    CHECK_INT(raw_int(db_of(s), "SELECT count(*) FROM pq_tasks WHERE state = 3"), N - 1);
+    CHECK_INT(raw_int(db_of(s), "SELECT value FROM pq_meta WHERE name = 'token'"),
+              (int64_t)t[N - 2].lease_token);
+
+    /* complete_batch: live leases around a stale token, a repeat and an unknown task. */
+    for (i = 0; i < C; i++) {
+        l[i] = lease_of(&t[i]);
+        memset(&done[i], 0, sizeof done[i]);
+        done[i].data = payload[i];
+        done[i].data_len = strlen(payload[i]);
+    }
+    l[5].token += 1000;           /* not this lease's token */
+    l[70] = l[69];                /* the same task twice */
+    l[90].task_id = "no-such-task";
+    done[100].failed = 1;
+    CHECK_INT(pers_complete_batch(s, l, done, C, out), PERS_OK);
+    for (i = 0; i < C; i++) {
+        pers_result want = i == 5    ? PERS_ERR_LEASE_LOST
+                           : i == 70 ? PERS_ERR_ALREADY_COMPLETED
+                           : i == 90 ? PERS_ERR_NOT_FOUND
+                                     : PERS_OK;
+        if (out[i] != want)
+            printf("    item %d: %s, expected %s\n", i, pers_result_string(out[i]),
+                   pers_result_string(want));
+        CHECK_INT(out[i], want);
+    }
+    CHECK_INT(pers_queue_stats(s, "acme", "q", &st), PERS_OK);
+    CHECK_INT(st.completed, C - 3 - 1);
+    CHECK_INT(st.failed, 1);
+    CHECK_INT(st.leased, N - 1 - (C - 3));
+
+    /* The rest, all live, and task 5 with its right token: the fast path. Tasks 70 and 90
+       stay leased (their items named others). */
+    for (i = C; i < N - 1; i++) {
+        l[i - C] = lease_of(&t[i]);
+        memset(&done[i - C], 0, sizeof done[i - C]);
+        done[i - C].data = t[i].payload;
+        done[i - C].data_len = t[i].payload_len;
+    }
+    l[N - 1 - C] = lease_of(&t[5]);
+    memset(&done[N - 1 - C], 0, sizeof done[N - 1 - C]);
+    CHECK_INT(pers_complete_batch(s, l, done, N - C, out), PERS_OK);
+    for (i = 0; i < N - C; i++)
+        CHECK_INT(out[i], PERS_OK);
+    CHECK_INT(pers_queue_stats(s, "acme", "q", &st), PERS_OK);
+    CHECK_INT(st.completed, N - 1 - 3);
+    CHECK_INT(st.failed, 1);
+    CHECK_INT(st.leased, 2);
+    CHECK_INT(pers_get_result(s, "acme", t[N - 2].id, &tr), PERS_OK);
+    CHECK_INT(tr.state, PERS_STATE_COMPLETED);
+    CHECK_STR((const char *)tr.data, (const char *)t[N - 2].payload);
+    pers_task_result_free(s, &tr);
+    CHECK_INT(pers_get_result(s, "acme", t[100].id, &tr), PERS_OK);
+    CHECK_INT(tr.state, PERS_STATE_FAILED);
+    CHECK_STR((const char *)tr.data, payload[100]);
+    pers_task_result_free(s, &tr);
+    pers_tasks_free(s, t, cr.count);
+    pers_destroy(s);
+    remove_db(path);
+}
+
 /* A failure of the storage in the middle of a batch rolls every item back. */
 TEST(complete_batch_failure_applies_nothing)
 {
@@ -2185,6 +2360,7 @@ int main(void)
     RUN(batch_claim_order_and_tokens);
     RUN(batch_enqueue_is_one_transaction);
     RUN(complete_batch_is_one_transaction);
+    RUN(multi_row_batches_match_one_by_one);
     RUN(complete_batch_failure_applies_nothing);
     RUN(complete_batch_busy_is_unavailable);
     RUN(validated_flag_and_direct_complete_batch);

@@ -113,9 +113,11 @@
    complete_batch first tries one UPDATE ... FROM (VALUES (tenant, id, token, state,
    result), ...) that matches live leases only, under a savepoint, and when a row is not done
    (a lease not live, a task named twice) rolls back to it and decides each item in order as
-   complete does. A statement that a constraint refuses changes nothing and is done again one
-   request at a time, so every outcome and message is the one-by-one loop's. The connection
-   uses temp_store = MEMORY, so those statements' journals stay in memory. Single operations
+   complete does. The multi-row statements are OR FAIL, which spares SQLite a statement
+   journal; an INSERT that a constraint refuses (a duplicate id) rolls the transaction back,
+   and the batch is done again one request at a time, so every outcome and message is the
+   one-by-one loop's. The connection uses temp_store = MEMORY, so the savepoint's journal
+   stays in memory. Single operations
    avoid RETURNING, which buffers its rows in a temporary b-tree per execution. Prepared
    statements are cached per connection. Every "now" is the store's clock (pers_open_args),
    read after the write lock is taken; SQLite's own time functions are never used.
@@ -470,14 +472,15 @@ static const struct psqli_multi_shape {
     const char *head, *tail;
     int first, per_row; /* the first per-row parameter's number; parameters per row */
 } psqli_multi_shapes[PSQLI_MULTI_COUNT_] = {
-    { "INSERT INTO pq_tasks (tenant, queue, id, idem, state, priority, attempts, max_attempts, "
+    { "INSERT OR FAIL INTO pq_tasks (tenant, queue, id, idem, state, priority, attempts, "
+      "max_attempts, "
       "created_ms, due_ms, payload) VALUES ",
       "", 4, 6 },
-    { "UPDATE pq_tasks SET state = 3, attempts = attempts + 1, worker = ?1, "
+    { "UPDATE OR FAIL pq_tasks SET state = 3, attempts = attempts + 1, worker = ?1, "
       "lease_expires_ms = ?2, token = pick.token_ FROM (SELECT column1 AS seq_, "
       "column2 AS token_ FROM (VALUES ",
       ")) AS pick WHERE pq_tasks.seq = pick.seq_ AND pq_tasks.state = 2", 3, 2 },
-    { "UPDATE pq_tasks SET state = done.state_, finished_ms = ?1, lease_expires_ms = 0, "
+    { "UPDATE OR FAIL pq_tasks SET state = done.state_, finished_ms = ?1, lease_expires_ms = 0, "
       "has_result = 1, result = done.result_ FROM (SELECT column1 AS tenant_, column2 AS id_, "
       "column3 AS token_, column4 AS state_, column5 AS result_ FROM (VALUES ",
       ")) AS done WHERE pq_tasks.tenant = done.tenant_ AND pq_tasks.id = done.id_ "
@@ -1324,8 +1327,9 @@ static pers_result psqli_enqueue(void *backend, const pers_enqueue_req *req,
 }
 
 /* Inserts reqs[0 .. 2^log2), checked and without idempotency keys, with one multi-row
-   INSERT. PERS_OK; PERS_ERR_DUPLICATE when a constraint refused a row (SQLite has backed the
-   statement out, and the caller finds the row one request at a time); or the failure. */
+   INSERT OR FAIL (no statement journal: a refused statement is not backed out, the caller
+   rolls back the transaction). PERS_OK; PERS_ERR_DUPLICATE when a constraint refused a row;
+   or the failure. */
 static pers_result psqli_insert_piece(psqli_store *s, const pers_enqueue_req *reqs, int log2,
                                       int64_t now, pers_enqueue_res *res, pers_detail *detail)
 {
@@ -1365,30 +1369,55 @@ static pers_result psqli_insert_piece(psqli_store *s, const pers_enqueue_req *re
 }
 
 /* Enqueues reqs[start .. end) (checked, no idempotency keys) in multi-row pieces. A piece
-   that a constraint refuses (a constraint backs out only its statement) is done again one
-   request at a time, which gives the refused request's own outcome and message. Any other
-   failure is the storage's, for the whole batch. *failed: the index a failure is reported at. */
+   that a constraint refuses sets *refused (the caller starts again one request at a time);
+   any other failure is the storage's, reported at *failed. */
 static pers_result psqli_enqueue_run(psqli_store *s, const pers_enqueue_req *reqs, size_t start,
                                      size_t end, int64_t now, pers_enqueue_res *res,
-                                     size_t *failed, pers_detail *detail)
+                                     size_t *failed, int *refused, pers_detail *detail)
 {
     while (start < end) {
         int log2 = psqli_piece_log2(end - start);
-        size_t rows = (size_t)1 << log2, i;
         pers_result rc = psqli_insert_piece(s, reqs + start, log2, now, res + start, detail);
-        if (rc == PERS_ERR_DUPLICATE) {
-            for (i = start; i < start + rows; i++)
-                if ((rc = psqli_enqueue_one(s, &reqs[i], now, &res[i], detail)) != PERS_OK) {
-                    *failed = i;
-                    return rc;
-                }
-        } else if (rc != PERS_OK) {
+        if (rc != PERS_OK) {
+            *refused = rc == PERS_ERR_DUPLICATE;
             *failed = start;
             return rc;
         }
-        start += rows;
+        start += (size_t)1 << log2;
     }
     return PERS_OK;
+}
+
+/* The requests of a batch inside the caller's transaction. With multi, runs of requests
+   without an idempotency key go in multi-row INSERTs, and a request with one (it must first
+   be looked up, S8) or one that fails its checks goes alone; without, every request goes
+   alone. *failed: the request a failure is reported at; *refused: a multi-row INSERT was
+   refused by a constraint, and some of its rows may be in (roll back, start again alone). */
+static pers_result psqli_enqueue_requests(psqli_store *s, const pers_enqueue_req *reqs,
+                                          size_t count, int64_t now, int multi,
+                                          pers_enqueue_res *res, size_t *failed, int *refused,
+                                          pers_detail *detail)
+{
+    pers_result rc = PERS_OK;
+    size_t start = 0, i;
+    for (i = 0; i < count && rc == PERS_OK; i++) {
+        if (multi && reqs[i].idempotency_key == NULL &&
+            psqli_enqueue_check(s, &reqs[i], NULL) == PERS_OK) {
+            if (i + 1 - start == PSQLI_ROWS_MAX) {
+                rc = psqli_enqueue_run(s, reqs, start, i + 1, now, res, failed, refused, detail);
+                start = i + 1;
+            }
+            continue;
+        }
+        rc = psqli_enqueue_run(s, reqs, start, i, now, res, failed, refused, detail);
+        if (rc == PERS_OK && (rc = psqli_enqueue_one(s, &reqs[i], now, &res[i], detail)) !=
+                                 PERS_OK)
+            *failed = i;
+        start = i + 1;
+    }
+    if (rc == PERS_OK)
+        rc = psqli_enqueue_run(s, reqs, start, count, now, res, failed, refused, detail);
+    return rc;
 }
 
 static pers_result psqli_enqueue_batch(void *backend, const pers_enqueue_req *reqs, size_t count,
@@ -1396,8 +1425,8 @@ static pers_result psqli_enqueue_batch(void *backend, const pers_enqueue_req *re
 {
     psqli_store *s = (psqli_store *)backend;
     pers_result rc;
-    size_t i = 0;
-    int64_t now;
+    size_t i = 0, failed = (size_t)-1; /* the request a failure is reported at, if any */
+    int refused = 0;
     if (s == NULL || reqs == NULL || res == NULL || count == 0) {
         pers_detail_set(detail, "NULL argument or empty batch");
         return PERS_ERR_INVALID_ARGUMENT;
@@ -1414,38 +1443,26 @@ static pers_result psqli_enqueue_batch(void *backend, const pers_enqueue_req *re
         }
     pthread_mutex_lock(&s->lock);
     rc = psqli_begin(s, detail);
-    if (rc == PERS_OK) {
-        /* Runs of requests without an idempotency key go in multi-row INSERTs; a request
-           with one (it must first be looked up, S8) or one that fails its checks goes alone,
-           so that every outcome and message is the one-by-one loop's. */
-        size_t start = 0, failed = 0;
-        now = psqli_now(s);
-        for (i = 0; i < count && rc == PERS_OK; i++) {
-            if (reqs[i].idempotency_key == NULL &&
-                psqli_enqueue_check(s, &reqs[i], NULL) == PERS_OK) {
-                if (i + 1 - start == PSQLI_ROWS_MAX) {
-                    rc = psqli_enqueue_run(s, reqs, start, i + 1, now, res, &failed, detail);
-                    start = i + 1;
-                }
-                continue;
-            }
-            rc = psqli_enqueue_run(s, reqs, start, i, now, res, &failed, detail);
-            if (rc == PERS_OK && (rc = psqli_enqueue_one(s, &reqs[i], now, &res[i], detail)) !=
-                                     PERS_OK)
-                failed = i;
-            start = i + 1;
-        }
-        if (rc == PERS_OK)
-            rc = psqli_enqueue_run(s, reqs, start, count, now, res, &failed, detail);
-        if (rc != PERS_OK && detail != NULL) {
-            char inner[PERS_DETAIL_SIZE];
-            memcpy(inner, detail->text, sizeof inner);
-            inner[sizeof inner - 1] = '\0';
-            pers_detail_set(detail, "request %lu: %s; nothing was enqueued",
-                            (unsigned long)failed, inner);
-        }
-        rc = psqli_finish(s, rc, detail);
+    if (rc == PERS_OK)
+        rc = psqli_enqueue_requests(s, reqs, count, psqli_now(s), 1, res, &failed, &refused,
+                                    detail);
+    if (refused) {
+        /* A refused multi-row INSERT: nothing of this transaction is kept, and the batch is
+           done again one request at a time, which finds the refused request and gives its
+           own outcome and message. */
+        psqli_rollback(s);
+        if ((rc = psqli_begin(s, detail)) == PERS_OK)
+            rc = psqli_enqueue_requests(s, reqs, count, psqli_now(s), 0, res, &failed,
+                                        &refused, detail);
     }
+    if (rc != PERS_OK && failed != (size_t)-1 && detail != NULL) {
+        char inner[PERS_DETAIL_SIZE];
+        memcpy(inner, detail->text, sizeof inner);
+        inner[sizeof inner - 1] = '\0';
+        pers_detail_set(detail, "request %lu: %s; nothing was enqueued", (unsigned long)failed,
+                        inner);
+    }
+    rc = psqli_finish(s, rc, detail);
     pthread_mutex_unlock(&s->lock);
     if (rc != PERS_OK)
         memset(res, 0, count * sizeof *res);

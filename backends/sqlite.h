@@ -140,8 +140,10 @@
    same statements in the same transactions): the backend costs the same CPU per task as raw
    SQLite within a few per cent. One task per transaction is bound by the commits (an fsync
    each with FULL); batched (enqueue_batch, claim of 100, complete_batch: three commits per
-   100 tasks) by SQLite's own work per row, about 85,000 instructions per task for the three
-   statements' inserts, updates and index maintenance, so the rate is the machine's.
+   100 tasks) by SQLite's own work per row: about 57,000 instructions per task for the insert,
+   the two updates and their index maintenance (89,000 with one statement per row), and a
+   fifth of the time in the kernel writing WAL frames. docs/performance.md has the figures and
+   what the schema's features cost against a minimal SQLite queue.
 
    ERRORS (SQLite's message and extended result code are in the detail, i.e. in
    ======  pers_errmsg, and in pers_detail.native_code for direct vtable callers)
@@ -462,11 +464,26 @@ static const char *const psqli_sql[PSQLI_ST_COUNT_] = {
                payload (a batch is for one tenant and queue, S19; none has an idempotency key)
      CLAIM     ?1 worker, ?2 lease expiry; per row: seq, token (rows picked by CLAIM_PICK)
      COMPLETE  ?1 now; per row: tenant, id, token, state (4 or 5), result. Only live leases
-               match (S5 b); RETURNING names each row done, so the caller sees whether every
-               item was. */
-enum { PSQLI_MULTI_INSERT, PSQLI_MULTI_CLAIM, PSQLI_MULTI_COMPLETE, PSQLI_MULTI_COUNT_ };
+               match (S5 b); RETURNING names each row done, for the per-queue counters.
+     COMPLETE_KNOWN  the same without RETURNING, when every lease's queue is known (see
+               psqli_lease_queue): the count of changes says whether every item was done. */
+enum {
+    PSQLI_MULTI_INSERT,
+    PSQLI_MULTI_CLAIM,
+    PSQLI_MULTI_COMPLETE,
+    PSQLI_MULTI_COMPLETE_KNOWN,
+    PSQLI_MULTI_COUNT_
+};
 #define PSQLI_ROWS_LOG2 6
 #define PSQLI_ROWS_MAX (1 << PSQLI_ROWS_LOG2)
+
+#define PSQLI_COMPLETE_HEAD                                                                        \
+    "UPDATE OR FAIL pq_tasks SET state = done.state_, finished_ms = ?1, lease_expires_ms = 0, "    \
+    "has_result = 1, result = done.result_ FROM (SELECT column1 AS tenant_, column2 AS id_, "      \
+    "column3 AS token_, column4 AS state_, column5 AS result_ FROM (VALUES "
+#define PSQLI_COMPLETE_TAIL                                                                        \
+    ")) AS done WHERE pq_tasks.tenant = done.tenant_ AND pq_tasks.id = done.id_ "                  \
+    "AND pq_tasks.token = done.token_ AND pq_tasks.state = 3 AND pq_tasks.lease_expires_ms > ?1"
 
 static const struct psqli_multi_shape {
     const char *head, *tail;
@@ -480,12 +497,8 @@ static const struct psqli_multi_shape {
       "lease_expires_ms = ?2, token = pick.token_ FROM (SELECT column1 AS seq_, "
       "column2 AS token_ FROM (VALUES ",
       ")) AS pick WHERE pq_tasks.seq = pick.seq_ AND pq_tasks.state = 2", 3, 2 },
-    { "UPDATE OR FAIL pq_tasks SET state = done.state_, finished_ms = ?1, lease_expires_ms = 0, "
-      "has_result = 1, result = done.result_ FROM (SELECT column1 AS tenant_, column2 AS id_, "
-      "column3 AS token_, column4 AS state_, column5 AS result_ FROM (VALUES ",
-      ")) AS done WHERE pq_tasks.tenant = done.tenant_ AND pq_tasks.id = done.id_ "
-      "AND pq_tasks.token = done.token_ AND pq_tasks.state = 3 "
-      "AND pq_tasks.lease_expires_ms > ?1 RETURNING tenant, queue, state", 2, 5 },
+    { PSQLI_COMPLETE_HEAD, PSQLI_COMPLETE_TAIL " RETURNING tenant, queue, state", 2, 5 },
+    { PSQLI_COMPLETE_HEAD, PSQLI_COMPLETE_TAIL, 2, 5 },
 };
 
 /* The text of the multi-row statement `kind` for `rows` rows into out (PSQLI_MULTI_SQL_MAX
@@ -516,6 +529,29 @@ static void psqli_multi_sql(int kind, int rows, char *out)
    The backend handle
    ------------------------------------------------------------------------------------------- */
 
+/* The queue of each lease this connection issued, by token, so that complete_batch can count
+   the finished tasks per queue without RETURNING, which buffers every row (about 7% of a
+   batched cycle). Sound because a token names exactly one lease: tokens come from the one
+   counter in pq_meta (S4), a task's queue never changes, and the completing UPDATE matches
+   only the row that holds the lease's token. Direct-mapped by token (consecutive tokens do
+   not collide); a queue slot that is reused gets a new generation, which orphans the leases
+   that named it. A miss (another connection's lease, an evicted one) takes the statement
+   with RETURNING. */
+#define PSQLI_LEASE_SLOTS 4096u
+#define PSQLI_QUEUE_SLOTS 16u
+
+typedef struct psqli_lease_slot {
+    uint64_t token;      /* 0: empty */
+    uint32_t queue;      /* index into psqli_store.queues */
+    uint32_t generation; /* that slot's generation when the lease was noted */
+} psqli_lease_slot;
+
+typedef struct psqli_queue_slot {
+    char tenant[PERS_NAME_MAX + 1];
+    char queue[PERS_NAME_MAX + 1];
+    uint32_t generation;
+} psqli_queue_slot;
+
 typedef struct psqli_store {
     pthread_mutex_t lock;      /* serialises every use of db and stmts */
     sqlite3 *db;
@@ -529,6 +565,9 @@ typedef struct psqli_store {
     int synchronous_full;
     int validated;             /* PERS_OPEN_VALIDATED: a store has checked every argument */
     uint64_t id_prefix, id_counter; /* ids for direct callers that pass none (S9) */
+    psqli_lease_slot *leases;  /* [PSQLI_LEASE_SLOTS], NULL when not allocated (see below) */
+    psqli_queue_slot queues[PSQLI_QUEUE_SLOTS];
+    uint32_t next_queue;
     char path[PSQLI_PATH_MAX + 1];
 } psqli_store;
 
@@ -1091,6 +1130,10 @@ static pers_result psqli_open_store(const plg_config *config, const pers_open_ar
         pers_detail_set(detail, "pthread_mutex_init failed");
         return PERS_ERR_INTERNAL;
     }
+    /* Optional: without it every complete_batch takes the statement with RETURNING. */
+    s->leases = (psqli_lease_slot *)pers_alloc(&alloc, PSQLI_LEASE_SLOTS * sizeof *s->leases);
+    if (s->leases != NULL)
+        memset(s->leases, 0, PSQLI_LEASE_SLOTS * sizeof *s->leases);
     if (sqlite3_threadsafe() == 0) {
         /* Our mutex serialises one connection; SQLite's own globals need its thread support. */
         psqli_close_store(s);
@@ -1151,6 +1194,8 @@ static void psqli_close_store(void *backend)
         sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
     alloc = s->alloc;
+    if (s->leases != NULL)
+        pers_free(&alloc, s->leases, PSQLI_LEASE_SLOTS * sizeof *s->leases);
     pers_free(&alloc, s, sizeof *s);
 }
 
@@ -1473,6 +1518,57 @@ static pers_result psqli_enqueue_batch(void *backend, const pers_enqueue_req *re
    Claim
    ------------------------------------------------------------------------------------------- */
 
+/* The queue slot of (tenant, queue), taking the next slot (a new generation) when absent. */
+static uint32_t psqli_queue_slot_of(psqli_store *s, const char *tenant, const char *queue)
+{
+    uint32_t i;
+    for (i = 0; i < PSQLI_QUEUE_SLOTS; i++)
+        if (s->queues[i].generation != 0 && strcmp(s->queues[i].queue, queue) == 0 &&
+            strcmp(s->queues[i].tenant, tenant) == 0)
+            return i;
+    i = s->next_queue++ % PSQLI_QUEUE_SLOTS;
+    if (++s->queues[i].generation == 0)
+        s->queues[i].generation = 1;
+    psqli_copy_text(s->queues[i].tenant, sizeof s->queues[i].tenant,
+                    (const unsigned char *)tenant);
+    psqli_copy_text(s->queues[i].queue, sizeof s->queues[i].queue, (const unsigned char *)queue);
+    return i;
+}
+
+/* Notes the queue of each lease a committed claim issued (see psqli_lease_slot). */
+static void psqli_leases_note(psqli_store *s, const char *tenant, const pers_task *tasks,
+                              size_t n)
+{
+    const char *queue = NULL;
+    uint32_t q = 0;
+    size_t k;
+    if (s->leases == NULL)
+        return;
+    for (k = 0; k < n; k++) {
+        psqli_lease_slot *slot = &s->leases[tasks[k].lease_token & (PSQLI_LEASE_SLOTS - 1)];
+        if (queue == NULL || strcmp(queue, tasks[k].queue) != 0) {
+            queue = tasks[k].queue;
+            q = psqli_queue_slot_of(s, tenant, queue);
+        }
+        slot->token = tasks[k].lease_token;
+        slot->queue = q;
+        slot->generation = s->queues[q].generation;
+    }
+}
+
+/* The queue slot of a lease this connection issued, or PSQLI_QUEUE_SLOTS when not known. */
+static uint32_t psqli_lease_queue(const psqli_store *s, const pers_lease *lease)
+{
+    const psqli_lease_slot *slot;
+    if (s->leases == NULL || lease->token == 0)
+        return PSQLI_QUEUE_SLOTS;
+    slot = &s->leases[lease->token & (PSQLI_LEASE_SLOTS - 1)];
+    if (slot->token != lease->token || s->queues[slot->queue].generation != slot->generation ||
+        strcmp(s->queues[slot->queue].tenant, lease->tenant) != 0)
+        return PSQLI_QUEUE_SLOTS;
+    return slot->queue;
+}
+
 /* S2 and S7 for one queue, as of now: the promotion and the expiry statements. */
 static pers_result psqli_settle_queue(psqli_store *s, const char *tenant, const char *queue,
                                       int64_t now, pers_detail *detail)
@@ -1662,6 +1758,8 @@ static pers_result psqli_claim(void *backend, const pers_claim_req *req, pers_ta
         }
     }
     rc = psqli_finish(s, rc, detail);
+    if (rc == PERS_OK)
+        psqli_leases_note(s, req->tenant, tasks, got);
     pthread_mutex_unlock(&s->lock);
     if (rc != PERS_OK) {
         for (i = 0; i < got; i++)
@@ -2078,10 +2176,17 @@ static pers_result psqli_complete_fast(psqli_store *s, const pers_lease *leases,
     static const pers_completion empty = { 0, NULL, 0 };
     pers_result rc = PERS_OK;
     size_t i = 0;
+    int known = 1; /* every lease's queue known: no RETURNING needed */
     *all_done = 0;
+    for (i = 0; i < count && known; i++)
+        known = psqli_lease_queue(s, &leases[i]) < PSQLI_QUEUE_SLOTS;
+    i = 0;
     while (i < count) {
         int log2 = psqli_piece_log2(count - i), r, p = 2, bad = SQLITE_OK, code, rows = 0;
-        sqlite3_stmt *st = psqli_multi(s, PSQLI_MULTI_COMPLETE, log2, &rc, detail);
+        size_t first = i;
+        sqlite3_stmt *st = psqli_multi(s, known ? PSQLI_MULTI_COMPLETE_KNOWN
+                                                : PSQLI_MULTI_COMPLETE,
+                                       log2, &rc, detail);
         if (st == NULL)
             return rc;
         psqli_bind_int(st, 1, now, &bad);
@@ -2095,6 +2200,19 @@ static pers_result psqli_complete_fast(psqli_store *s, const pers_lease *leases,
         }
         if (bad != SQLITE_OK)
             return psqli_run(s, st, bad, "binding", detail);
+        if (known) {
+            if ((rc = psqli_run(s, st, SQLITE_OK, "completing tasks", detail)) != PERS_OK ||
+                sqlite3_changes(s->db) != (1 << log2))
+                return rc; /* a row not done: an item the one-by-one path must decide */
+            for (; first < i && rc == PERS_OK; first++) {
+                const psqli_queue_slot *q = &s->queues[psqli_lease_queue(s, &leases[first])];
+                rc = psqli_counts_add(s, counts, q->tenant, q->queue,
+                                      completions != NULL && completions[first].failed, detail);
+            }
+            if (rc != PERS_OK)
+                return rc;
+            continue;
+        }
         while (rc == PERS_OK &&
                (code = psqli_step(s, st, "completing tasks", &rc, detail)) == SQLITE_ROW) {
             rows++;

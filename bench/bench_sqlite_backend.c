@@ -375,9 +375,9 @@ static int raw_claim(raw_db *r, int n, raw_task *out)
 }
 
 /* complete of one task: BEGIN IMMEDIATE, LEASE_STATE (S5 decided in C), COMPLETE, COUNT_DONE,
-   COMMIT. Of a batch: BEGIN IMMEDIATE, SAVEPOINT, the multi-row COMPLETEs (live leases only,
-   RETURNING each row done, which the raw side counts), RELEASE, COUNT_DONE, COMMIT: the SQL
-   of complete_batch when every item is live. */
+   COMMIT. Of a batch: BEGIN IMMEDIATE, SAVEPOINT, the multi-row COMPLETE_KNOWNs (live leases
+   only; the queue is known, as the backend knows the queues of the leases it issued),
+   RELEASE, COUNT_DONE, COMMIT: the SQL of complete_batch when every item is live. */
 static void raw_complete(raw_db *r, const raw_task *t, int n)
 {
     int64_t now = pers_wall_clock_ms(NULL);
@@ -411,7 +411,7 @@ static void raw_complete(raw_db *r, const raw_task *t, int n)
         raw_simple(r, PSQLI_ST_SAVEPOINT);
         while (i < n) {
             int log2 = raw_log2(n - i), k, p;
-            st = raw_multi(r, PSQLI_MULTI_COMPLETE, log2);
+            st = raw_multi(r, PSQLI_MULTI_COMPLETE_KNOWN, log2);
             sqlite3_bind_int64(st, 1, now);
             for (k = 0, p = 2; k < (1 << log2); k++, i++, p += 5) {
                 sqlite3_bind_text(st, p, "acme", -1, SQLITE_STATIC);
@@ -420,16 +420,10 @@ static void raw_complete(raw_db *r, const raw_task *t, int n)
                 sqlite3_bind_int(st, p + 3, PERS_STATE_COMPLETED);
                 sqlite3_bind_blob(st, p + 4, "", 0, SQLITE_STATIC);
             }
-            while (sqlite3_step(st) == SQLITE_ROW) {
-                (void)sqlite3_column_text(st, 0);
-                memcpy(queue, sqlite3_column_text(st, 1),
-                       (size_t)sqlite3_column_bytes(st, 1) + 1);
-                (void)sqlite3_column_int(st, 2);
-                rows++;
-            }
-            if (sqlite3_reset(st) != SQLITE_OK)
-                die("raw complete", sqlite3_errmsg(r->db));
+            raw_run(r, st);
+            rows += sqlite3_changes(r->db);
         }
+        memcpy(queue, "bench", sizeof "bench");
         if (rows != n)
             die("raw complete", "a lease was not live");
         raw_simple(r, PSQLI_ST_RELEASE);

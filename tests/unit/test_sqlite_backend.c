@@ -2012,6 +2012,67 @@ TEST(multi_row_batches_match_one_by_one)
     remove_db(path);
 }
 
+/* complete_batch counts finished tasks per queue whichever way it learns a lease's queue: from
+   the leases its own connection issued (no RETURNING), after more queues than it remembers
+   (older leases forgotten), and for leases another connection issued (RETURNING). */
+TEST(complete_batch_counts_per_queue_from_any_connection)
+{
+    enum { QUEUES = 20, PER = 3, N = QUEUES * PER };
+    fake_clock clock;
+    char path[256], names[QUEUES][16];
+    const char *queues[QUEUES];
+    pers_store *a, *b;
+    static pers_task t[N];
+    static pers_lease l[N];
+    static pers_completion done[N];
+    static pers_result out[N];
+    pers_claim_res cr;
+    pers_claim_req c;
+    pers_stats st;
+    int i, k;
+    clock.now = T0;
+    new_path(path, sizeof path, "perqueue");
+    a = open_sq(&clock, path, "");
+    b = open_sq(&clock, path, "");
+    for (i = 0; i < QUEUES; i++) {
+        snprintf(names[i], sizeof names[i], "q%02d", i);
+        queues[i] = names[i];
+        for (k = 0; k < PER; k++) {
+            pers_enqueue_req r = make_req("acme", names[i], "x");
+            CHECK_INT(pers_enqueue(a, &r, NULL), PERS_OK);
+        }
+    }
+    c = make_claim("acme", queues, QUEUES, "w", 1000, N);
+    CHECK_INT(pers_claim(a, &c, t, &cr), PERS_OK); /* 20 queues: more than a remembers */
+    CHECK_INT(cr.count, N);
+    for (i = 0; i < N; i++) {
+        l[i] = lease_of(&t[i]);
+        memset(&done[i], 0, sizeof done[i]);
+        done[i].failed = i % 5 == 0;
+    }
+    /* The last two queues' leases (remembered by a), then the first two queues' (forgotten by
+       a: the queue slots were reused), then the rest through b (not a's leases at all). */
+    CHECK_INT(pers_complete_batch(a, l + N - 2 * PER, done + N - 2 * PER, 2 * PER, out),
+              PERS_OK);
+    CHECK_INT(pers_complete_batch(a, l, done, 2 * PER, out), PERS_OK);
+    CHECK_INT(pers_complete_batch(b, l + 2 * PER, done + 2 * PER, N - 4 * PER, out), PERS_OK);
+    for (i = 0; i < N - 4 * PER; i++)
+        CHECK_INT(out[i], PERS_OK);
+    for (i = 0; i < QUEUES; i++) {
+        int failed = 0;
+        for (k = 0; k < PER; k++)
+            failed += (i * PER + k) % 5 == 0;
+        CHECK_INT(pers_queue_stats(b, "acme", names[i], &st), PERS_OK);
+        CHECK_INT(st.completed, PER - failed);
+        CHECK_INT(st.failed, failed);
+        CHECK_INT(st.leased, 0);
+    }
+    pers_tasks_free(a, t, cr.count);
+    pers_destroy(a);
+    pers_destroy(b);
+    remove_db(path);
+}
+
 /* A failure of the storage in the middle of a batch rolls every item back. */
 TEST(complete_batch_failure_applies_nothing)
 {
@@ -2361,6 +2422,7 @@ int main(void)
     RUN(batch_enqueue_is_one_transaction);
     RUN(complete_batch_is_one_transaction);
     RUN(multi_row_batches_match_one_by_one);
+    RUN(complete_batch_counts_per_queue_from_any_connection);
     RUN(complete_batch_failure_applies_nothing);
     RUN(complete_batch_busy_is_unavailable);
     RUN(validated_flag_and_direct_complete_batch);

@@ -140,10 +140,10 @@
    same statements in the same transactions): the backend costs the same CPU per task as raw
    SQLite within a few per cent. One task per transaction is bound by the commits (an fsync
    each with FULL); batched (enqueue_batch, claim of 100, complete_batch: three commits per
-   100 tasks) by SQLite's own work per row: about 57,000 instructions per task for the insert,
-   the two updates and their index maintenance (89,000 with one statement per row), and a
-   fifth of the time in the kernel writing WAL frames. docs/performance.md has the figures and
-   what the schema's features cost against a minimal SQLite queue.
+   100 tasks) by SQLite's own work per row: about 57,000 instructions per task in all (89,000
+   with one statement per row), and a fifth of the time in the kernel writing WAL frames. The
+   bench also prints the floor, the smallest SQLite queue in the same transactions;
+   docs/performance.md has the figures and what each of the schema's features costs.
 
    ERRORS (SQLite's message and extended result code are in the detail, i.e. in
    ======  pers_errmsg, and in pers_detail.native_code for direct vtable callers)

@@ -117,10 +117,13 @@
    journal; an INSERT that a constraint refuses (a duplicate id) rolls the transaction back,
    and the batch is done again one request at a time, so every outcome and message is the
    one-by-one loop's. The connection uses temp_store = MEMORY, so the savepoint's journal
-   stays in memory. Single operations
-   avoid RETURNING, which buffers its rows in a temporary b-tree per execution. Prepared
-   statements are cached per connection. Every "now" is the store's clock (pers_open_args),
-   read after the write lock is taken; SQLite's own time functions are never used.
+   stays in memory. RETURNING buffers its rows in a temporary b-tree per execution, so the
+   hot paths avoid it: complete_batch needs each task's queue for the per-queue counters,
+   and the connection remembers the queue of every lease it issued (by token); only leases
+   it does not know (issued by another connection, or long ago) take a variant with
+   RETURNING queue. Prepared statements are cached per connection. Every "now" is the
+   store's clock (pers_open_args), read after the write lock is taken; SQLite's own time
+   functions are never used.
 
    get_task, queue_stats, get_result and the subscription lists are plain reads (no write
    lock; WAL lets them run beside a writer): S2 and S7 are applied to what they read. The other

@@ -514,9 +514,9 @@ static void psqli_multi_sql(int kind, int rows, char *out)
     int r, c;
     for (r = 0; r < rows; r++) {
         int p = m->first + r * m->per_row;
-        out[used++] = r > 0 ? ',' : '(';
         if (r > 0)
-            out[used++] = '(';
+            out[used++] = ',';
+        out[used++] = '(';
         if (kind == PSQLI_MULTI_INSERT)
             used += (size_t)sprintf(out + used, "?1, ?2, ?%d, NULL, ?%d, ?%d, 0, ?%d, ?3, ?%d, ?%d",
                                     p, p + 1, p + 2, p + 3, p + 4, p + 5);
@@ -1184,15 +1184,15 @@ static void psqli_close_store(void *backend)
 {
     psqli_store *s = (psqli_store *)backend;
     plg_allocator alloc;
-    int i;
+    int i, k;
     if (s == NULL)
         return;
     for (i = 0; i < PSQLI_ST_COUNT_; i++)
         if (s->stmts[i] != NULL)
             sqlite3_finalize(s->stmts[i]);
-    for (i = 0; i < PSQLI_MULTI_COUNT_ * (PSQLI_ROWS_LOG2 + 1); i++)
-        if (s->multi[i / (PSQLI_ROWS_LOG2 + 1)][i % (PSQLI_ROWS_LOG2 + 1)] != NULL)
-            sqlite3_finalize(s->multi[i / (PSQLI_ROWS_LOG2 + 1)][i % (PSQLI_ROWS_LOG2 + 1)]);
+    for (i = 0; i < PSQLI_MULTI_COUNT_; i++)
+        for (k = 0; k <= PSQLI_ROWS_LOG2; k++)
+            sqlite3_finalize(s->multi[i][k]); /* harmless on NULL */
     if (s->db != NULL)
         sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
@@ -2168,8 +2168,10 @@ static pers_result psqli_complete(void *backend, const pers_lease *lease,
 }
 
 /* S20's common case, every lease live and every task named once: completes all items with
-   multi-row UPDATEs (RETURNING counts each row done into *counts). *all_done is 1 when every
-   item was; else some were not, and the caller rolls back to its savepoint and decides each
+   multi-row UPDATEs, counting each task done into *counts. A piece whose leases this
+   connection issued (psqli_lease_queue knows their queues) takes the statement without
+   RETURNING; any other piece reads the queues from RETURNING. *all_done is 1 when every item
+   was done; else some were not, and the caller rolls back to its savepoint and decides each
    item alone. PERS_OK, or a failure of the storage. */
 static pers_result psqli_complete_fast(psqli_store *s, const pers_lease *leases,
                                        const pers_completion *completions, size_t count,
@@ -2179,53 +2181,50 @@ static pers_result psqli_complete_fast(psqli_store *s, const pers_lease *leases,
     static const pers_completion empty = { 0, NULL, 0 };
     pers_result rc = PERS_OK;
     size_t i = 0;
-    int known = 1; /* every lease's queue known: no RETURNING needed */
     *all_done = 0;
-    for (i = 0; i < count && known; i++)
-        known = psqli_lease_queue(s, &leases[i]) < PSQLI_QUEUE_SLOTS;
-    i = 0;
     while (i < count) {
-        int log2 = psqli_piece_log2(count - i), r, p = 2, bad = SQLITE_OK, code, rows = 0;
-        size_t first = i;
-        sqlite3_stmt *st = psqli_multi(s, known ? PSQLI_MULTI_COMPLETE_KNOWN
-                                                : PSQLI_MULTI_COMPLETE,
-                                       log2, &rc, detail);
+        uint32_t queue[PSQLI_ROWS_MAX];
+        int log2 = psqli_piece_log2(count - i), rows = 1 << log2, r, p = 2, bad = SQLITE_OK;
+        int known = 1, done = 0;
+        sqlite3_stmt *st;
+        for (r = 0; r < rows && known; r++)
+            known = (queue[r] = psqli_lease_queue(s, &leases[i + r])) < PSQLI_QUEUE_SLOTS;
+        st = psqli_multi(s, known ? PSQLI_MULTI_COMPLETE_KNOWN : PSQLI_MULTI_COMPLETE, log2, &rc,
+                         detail);
         if (st == NULL)
             return rc;
         psqli_bind_int(st, 1, now, &bad);
-        for (r = 0; r < (1 << log2); r++, i++, p += 5) {
-            const pers_completion *c = completions != NULL ? &completions[i] : &empty;
-            psqli_bind_text(st, p, leases[i].tenant, &bad);
-            psqli_bind_text(st, p + 1, leases[i].task_id, &bad);
-            psqli_bind_int(st, p + 2, (int64_t)leases[i].token, &bad);
+        for (r = 0; r < rows; r++, p += 5) {
+            const pers_lease *l = &leases[i + r];
+            const pers_completion *c = completions != NULL ? &completions[i + r] : &empty;
+            psqli_bind_text(st, p, l->tenant, &bad);
+            psqli_bind_text(st, p + 1, l->task_id, &bad);
+            psqli_bind_int(st, p + 2, (int64_t)l->token, &bad);
             psqli_bind_int(st, p + 3, c->failed ? PERS_STATE_FAILED : PERS_STATE_COMPLETED, &bad);
             psqli_bind_blob(st, p + 4, c->data, c->data_len, &bad);
         }
         if (bad != SQLITE_OK)
             return psqli_run(s, st, bad, "binding", detail);
         if (known) {
-            if ((rc = psqli_run(s, st, SQLITE_OK, "completing tasks", detail)) != PERS_OK ||
-                sqlite3_changes(s->db) != (1 << log2))
-                return rc; /* a row not done: an item the one-by-one path must decide */
-            for (; first < i && rc == PERS_OK; first++) {
-                const psqli_queue_slot *q = &s->queues[psqli_lease_queue(s, &leases[first])];
-                rc = psqli_counts_add(s, counts, q->tenant, q->queue,
-                                      completions != NULL && completions[first].failed, detail);
+            if ((rc = psqli_run(s, st, SQLITE_OK, "completing tasks", detail)) == PERS_OK)
+                done = sqlite3_changes(s->db);
+            for (r = 0; r < rows && done == rows && rc == PERS_OK; r++)
+                rc = psqli_counts_add(s, counts, s->queues[queue[r]].tenant,
+                                      s->queues[queue[r]].queue,
+                                      completions != NULL && completions[i + r].failed, detail);
+        } else {
+            while (rc == PERS_OK &&
+                   psqli_step(s, st, "completing tasks", &rc, detail) == SQLITE_ROW) {
+                done++;
+                rc = psqli_counts_add(s, counts, (const char *)sqlite3_column_text(st, 0),
+                                      (const char *)sqlite3_column_text(st, 1),
+                                      sqlite3_column_int(st, 2) == PERS_STATE_FAILED, detail);
             }
-            if (rc != PERS_OK)
-                return rc;
-            continue;
+            sqlite3_reset(st);
         }
-        while (rc == PERS_OK &&
-               (code = psqli_step(s, st, "completing tasks", &rc, detail)) == SQLITE_ROW) {
-            rows++;
-            rc = psqli_counts_add(s, counts, (const char *)sqlite3_column_text(st, 0),
-                                  (const char *)sqlite3_column_text(st, 1),
-                                  sqlite3_column_int(st, 2) == PERS_STATE_FAILED, detail);
-        }
-        sqlite3_reset(st);
-        if (rc != PERS_OK || rows != (1 << log2))
+        if (rc != PERS_OK || done != rows)
             return rc; /* a row not done: an item the one-by-one path must decide */
+        i += (size_t)rows;
     }
     *all_done = 1;
     return PERS_OK;
@@ -2271,8 +2270,8 @@ static pers_result psqli_complete_batch(void *backend, const pers_lease *leases,
                 rc = psqli_complete_fast(s, leases, completions, count, now, &counts, &all_done,
                                          detail);
             if (!all_done && (rc == PERS_OK || !sqlite3_get_autocommit(s->db))) {
-                /* A row not done, or a statement that failed (SQLite backed it out, and the
-                   one-by-one path finds the item it fails at). */
+                /* A row not done, or a statement that failed: the savepoint undoes the fast
+                   attempt, and the one-by-one path finds the item a failure is at. */
                 counts.used = 0;
                 rc = psqli_simple(s, PSQLI_ST_ROLLBACK_TO, "rolling back to a savepoint",
                                   detail);

@@ -210,12 +210,7 @@ static void raw_step_all(sqlite3 *db, sqlite3_stmt *st)
 
 static void raw_run(raw_db *r, sqlite3_stmt *st)
 {
-    int code;
-    while ((code = sqlite3_step(st)) == SQLITE_ROW)
-        ;
-    if (code != SQLITE_DONE)
-        die("step", sqlite3_errmsg(r->db));
-    sqlite3_reset(st);
+    raw_step_all(r->db, st);
 }
 
 static void raw_simple(raw_db *r, int which)
